@@ -1,0 +1,43 @@
+"""tfkit: the classic Keras examples as fast, reproducible recipes.
+
+tfkit writes what goes around `fit()`: data, callbacks, optimizer set-up, run folder,
+export. It never hides `fit()`. The public API is below; each name is imported from
+its module on first use, so `python -m tfkit list` starts without TensorFlow.
+"""
+
+import importlib
+
+__version__ = "0.1.0"
+
+_PUBLIC_API = {
+    # Configuration and the command line.
+    "TrainConfig": "tfkit.config",
+    "flag": "tfkit.config",
+    "parse_config": "tfkit.cli",
+    "DataError": "tfkit.errors",
+    # Data.
+    "Splits": "tfkit.data.splits",
+    "load_imdb": "tfkit.data.imdb",
+    "adapt_vectorizer": "tfkit.data.text",
+    "text_datasets": "tfkit.data.text",
+    # Training set-up.
+    "get_optimizer": "tfkit.optim",
+    "class_weight_from_labels": "tfkit.optim",
+    "binary_metrics": "tfkit.metrics",
+    "standard_callbacks": "tfkit.callbacks",
+    "set_mixed_precision": "tfkit.hardware",
+    "use_jit_compile": "tfkit.hardware",
+    # Runs and export.
+    "start_run": "tfkit.runs",
+    "finish_run": "tfkit.runs",
+    "export_text_classifier": "tfkit.export",
+    "export_for_serving": "tfkit.export",
+}
+
+__all__ = sorted(_PUBLIC_API)
+
+
+def __getattr__(name):
+    if name not in _PUBLIC_API:
+        raise AttributeError(f"module 'tfkit' has no attribute {name!r}")
+    return getattr(importlib.import_module(_PUBLIC_API[name]), name)

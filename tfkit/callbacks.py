@@ -1,0 +1,129 @@
+"""The documents' training know-how as Keras callbacks, and the two Keras lacks.
+
+`standard_callbacks` returns Keras's own EarlyStopping, ReduceLROnPlateau,
+TerminateOnNaN, ModelCheckpoint, BackupAndRestore and TensorBoard, set up as the
+documents advise, plus `EpochStats` (learning rate, epoch seconds, examples per
+second) and `HistoryCSV`, a CSV log that stays right when a killed run is resumed.
+"""
+
+import os
+import time
+
+import numpy as np
+import pandas as pd
+import keras
+
+from tfkit.runs import write_atomic
+
+
+class EpochStats(keras.callbacks.Callback):
+    """Adds `lr`, `epoch_seconds` and `examples_per_second` to each epoch's logs.
+
+    `examples_per_second` counts training examples over the training part of the
+    epoch only; validation is excluded. Put it before the callbacks that read logs.
+    """
+
+    def __init__(self, train_examples):
+        super().__init__()
+        self.train_examples = train_examples
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._learning_rate = float(np.asarray(self.model.optimizer.learning_rate))
+        self._epoch_start = self._train_end = time.perf_counter()
+
+    def on_train_batch_end(self, batch, logs=None):
+        self._train_end = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is None:
+            return
+        train_seconds = max(self._train_end - self._epoch_start, 1e-9)
+        logs["lr"] = self._learning_rate
+        logs["epoch_seconds"] = time.perf_counter() - self._epoch_start
+        logs["examples_per_second"] = self.train_examples / train_seconds
+
+
+class AtomicModelCheckpoint(keras.callbacks.ModelCheckpoint):
+    """`ModelCheckpoint` that saves under a temporary name and renames it into place.
+
+    A run killed while saving then never leaves a half-written `best.keras`.
+    """
+
+    def __init__(self, filepath, **kwargs):
+        self.final_path = filepath
+        super().__init__(filepath[: -len(".keras")] + ".partial.keras", **kwargs)
+
+    def on_epoch_end(self, epoch, logs=None):
+        super().on_epoch_end(epoch, logs)
+        if os.path.exists(self.filepath):
+            os.replace(self.filepath, self.final_path)
+
+
+class HistoryCSV(keras.callbacks.Callback):
+    """Writes `history.csv` (column `epoch` from 0, then every log) after each epoch.
+
+    Unlike `keras.callbacks.CSVLogger`, a resumed run replaces the rows of the epochs
+    it runs again, so the file ends with every epoch exactly once. Each write goes to
+    a temporary file renamed into place, so a kill never leaves half a file.
+    """
+
+    def __init__(self, path):
+        super().__init__()
+        self.path = path
+
+    def on_train_begin(self, logs=None):
+        self._rows = []
+        if os.path.exists(self.path):
+            self._rows = pd.read_csv(self.path).to_dict("records")
+
+    def on_epoch_end(self, epoch, logs=None):
+        row = {"epoch": epoch}
+        # ReduceLROnPlateau logs `learning_rate` for the *next* epoch; `lr` is this one's.
+        row.update(
+            {key: _scalar(value) for key, value in (logs or {}).items() if key != "learning_rate"}
+        )
+        self._rows = [old for old in self._rows if old["epoch"] < epoch] + [row]
+        write_atomic(self.path, pd.DataFrame(self._rows).to_csv(index=False))
+
+
+def standard_callbacks(config, run_dir, train_examples, monitor="val_loss"):
+    """The callbacks every recipe trains with, in the order they must run.
+
+    Args:
+        config: a `TrainConfig` (patience, LR factor).
+        run_dir: the run folder; `best.keras`, `history.csv`, `logs/` and `backup/`
+            go there.
+        train_examples: training examples per epoch, for `examples_per_second`.
+        monitor: the validation quantity early stopping and the LR cut watch.
+
+    Returns:
+        A list of `keras.callbacks.Callback` for `model.fit(callbacks=...)`.
+    """
+    return [
+        EpochStats(train_examples),
+        keras.callbacks.TerminateOnNaN(),
+        # 002 §1.22: "divide the LR by 2 or 5 when validation stops improving".
+        keras.callbacks.ReduceLROnPlateau(
+            monitor=monitor,
+            factor=config.reduce_lr_factor,
+            patience=config.reduce_lr_patience,
+            verbose=1,
+        ),
+        keras.callbacks.EarlyStopping(
+            monitor=monitor,
+            patience=config.early_stopping_patience,
+            restore_best_weights=True,
+            verbose=1,
+        ),
+        AtomicModelCheckpoint(
+            os.path.join(run_dir, "best.keras"), monitor=monitor, save_best_only=True
+        ),
+        HistoryCSV(os.path.join(run_dir, "history.csv")),
+        keras.callbacks.TensorBoard(os.path.join(run_dir, "logs")),
+        # Last, so an epoch is backed up only once everything above has seen it.
+        keras.callbacks.BackupAndRestore(os.path.join(run_dir, "backup")),
+    ]
+
+
+def _scalar(value):
+    return float(np.asarray(value).squeeze())

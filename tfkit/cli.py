@@ -1,0 +1,84 @@
+"""The command-line edge: flags from a config dataclass, and errors as one line.
+
+Only this module turns exceptions into an exit status: 2 for a bad setting, 1 for a
+failure such as missing data. Inside tfkit and the recipes, errors are exceptions.
+"""
+
+import argparse
+import dataclasses
+import sys
+import types
+import typing
+
+from tfkit.errors import DataError
+
+USAGE_ERROR = 2
+FAILURE = 1
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse that reports a usage error as one line, not usage text plus error."""
+
+    def error(self, message):
+        self.exit(USAGE_ERROR, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def build_parser(config_class, prog=None, description=None):
+    """An argument parser with one `--flag` per field of `config_class`."""
+    parser = OneLineParser(
+        prog=prog,
+        description=description,
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        allow_abbrev=False,
+    )
+    hints = typing.get_type_hints(config_class)
+    for config_field in dataclasses.fields(config_class):
+        name = "--" + config_field.name.replace("_", "-")
+        kind = _base_type(hints[config_field.name])
+        options = {
+            "default": config_field.default,
+            "help": config_field.metadata.get("help", " "),
+            "dest": config_field.name,
+        }
+        if kind is bool:
+            options["action"] = argparse.BooleanOptionalAction
+        else:
+            options["type"] = kind
+            options["metavar"] = config_field.name.upper()
+            if "choices" in config_field.metadata:
+                options["choices"] = config_field.metadata["choices"]
+                options["metavar"] = "{" + ",".join(config_field.metadata["choices"]) + "}"
+        parser.add_argument(name, **options)
+    return parser
+
+
+def parse_config(config_class, argv=None, prog=None, description=None):
+    """Parses flags into a validated `config_class`; exits with status 2 on a bad value."""
+    parser = build_parser(config_class, prog=prog, description=description)
+    namespace = parser.parse_args(argv)
+    try:
+        return config_class(**vars(namespace))
+    except ValueError as error:
+        parser.error(str(error))
+
+
+def run(main, argv=None):
+    """Runs a recipe's `main`, turning a user-fixable error into one line and an exit status."""
+    try:
+        main(sys.argv[1:] if argv is None else argv)
+    except DataError as error:
+        _fail(FAILURE, f"error: {error}")
+    except KeyboardInterrupt:
+        _fail(130, "interrupted; re-run the same command with the same --run-dir to resume")
+
+
+def _fail(status, line):
+    print(line, file=sys.stderr)
+    sys.exit(status)
+
+
+def _base_type(hint):
+    """`int | None` -> int; `str` -> str."""
+    if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
+        return next(arg for arg in typing.get_args(hint) if arg is not type(None))
+    return hint

@@ -1,0 +1,191 @@
+"""The settings every recipe shares: one flat dataclass whose fields are the flags.
+
+A recipe subclasses `TrainConfig`, adds its own fields and overrides defaults.
+`tfkit.cli.parse_config` turns the fields into command-line flags, so each flag is
+defined exactly once, here or in the recipe. Nothing in this module imports
+TensorFlow: bad values are rejected before any heavy work starts.
+"""
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+
+OPTIMIZERS = ("rmsprop", "adam", "adamw", "sgd", "nadam", "adagrad", "adadelta")
+DATA_SOURCES = ("tfds", "dir", "synthetic")
+MIXED_PRECISION = ("auto", "off", "bf16", "fp16")
+JIT_COMPILE = ("auto", "on", "off")
+
+
+def flag(default, help, choices=None):
+    """A config field that is also a command-line flag with this help text."""
+    metadata = {"help": help}
+    if choices:
+        metadata["choices"] = choices
+    return field(default=default, metadata=metadata)
+
+
+@dataclass
+class TrainConfig:
+    """Settings shared by every recipe. Each field is a `--flag-name`."""
+
+    # Data.
+    data: str = flag("tfds", "where the data comes from", DATA_SOURCES)
+    data_dir: str | None = flag(
+        None, "TFDS data directory (--data tfds) or the dataset's local copy (--data dir)"
+    )
+    max_examples: int | None = flag(None, "cap each split at N examples, for a quick run")
+    validation_split: float = flag(
+        0.2, "fraction of the training split held out for validation (002 §2.2 uses 0.2)"
+    )
+    seed: int = flag(1337, "seed for the data split, synthetic data and weights")
+
+    # Optimisation.
+    epochs: int = flag(10, "passes over the training data (002 §2.2 and §3.6 run 10)")
+    batch_size: int = flag(128, "global batch size (002 §1.22: minibatch 128)")
+    optimizer: str = flag("rmsprop", "Keras optimizer name (the documents use RMSprop)", OPTIMIZERS)
+    learning_rate: float = flag(1e-3, "initial learning rate (Keras's RMSprop default)")
+    clipnorm: float | None = flag(
+        None, "clip each gradient to this L2 norm (000: 1.0; 002 §1.22: RNNs 5..15)"
+    )
+    clipvalue: float | None = flag(None, "clip each gradient element to ±this (000: 0.5)")
+    global_clipnorm: float | None = flag(
+        None, "clip all gradients together to this L2 norm (the choice under a strategy)"
+    )
+    class_weight: str = flag(
+        "none", "none | balanced (from label counts) | explicit, e.g. 0=1,1=3 (000, 004)"
+    )
+
+    # Regularisation.
+    l2: float = flag(0.0, "L2 kernel regulariser on the layers that have kernels (000, 001)")
+    dropout: float = flag(0.0, "dropout rate before the output layer (002 §1.9)")
+
+    # Callbacks.
+    early_stopping_patience: int = flag(
+        3, "epochs without val_loss improvement before stopping, best weights restored (004)"
+    )
+    reduce_lr_patience: int = flag(
+        2, "epochs without val_loss improvement before the LR is cut (002 §1.22)"
+    )
+    reduce_lr_factor: float = flag(0.5, "factor the LR is cut by (002 §1.22: halve it)")
+
+    # Speed.
+    jit_compile: str = flag(
+        "auto", "XLA: auto picks what measured fastest for this model", JIT_COMPILE
+    )
+    mixed_precision: str = flag(
+        "auto",
+        "auto picks what measured fastest on this hardware without losing accuracy",
+        MIXED_PRECISION,
+    )
+
+    # Outputs.
+    run_dir: str | None = flag(
+        None, "run folder; default runs/<recipe>/<timestamp>/. Re-use it to resume a killed run"
+    )
+    export_dir: str | None = flag(
+        None, "SavedModel base path; default saved_models/<recipe>. Each export adds version N+1"
+    )
+    export: bool = flag(True, "export the trained model for TF Serving")
+
+    def __post_init__(self):
+        _check(self.epochs >= 1, "epochs must be >= 1", epochs=self.epochs)
+        _check(self.batch_size >= 1, "batch_size must be >= 1", batch_size=self.batch_size)
+        _check(
+            self.learning_rate > 0, "learning_rate must be > 0", learning_rate=self.learning_rate
+        )
+        for name in ("clipnorm", "clipvalue", "global_clipnorm"):
+            value = getattr(self, name)
+            _check(
+                value is None or value > 0,
+                f"{name} must be > 0 (Keras treats 0 as 'no clipping'; leave the flag out "
+                "for that)",
+                **{name: value},
+            )
+        _check(
+            self.clipnorm is None or self.global_clipnorm is None,
+            "use either clipnorm or global_clipnorm, not both",
+            clipnorm=self.clipnorm,
+            global_clipnorm=self.global_clipnorm,
+        )
+        _check(
+            self.optimizer in OPTIMIZERS,
+            f"optimizer must be one of {', '.join(OPTIMIZERS)}",
+            optimizer=self.optimizer,
+        )
+        _check(self.l2 >= 0, "l2 must be >= 0", l2=self.l2)
+        _check(0 <= self.dropout < 1, "dropout must be in [0, 1)", dropout=self.dropout)
+        _check(
+            0 < self.validation_split < 1,
+            "validation_split must be in (0, 1)",
+            validation_split=self.validation_split,
+        )
+        _check(
+            self.early_stopping_patience >= 0,
+            "early_stopping_patience must be >= 0",
+            early_stopping_patience=self.early_stopping_patience,
+        )
+        _check(
+            self.reduce_lr_patience >= 0,
+            "reduce_lr_patience must be >= 0",
+            reduce_lr_patience=self.reduce_lr_patience,
+        )
+        _check(
+            0 < self.reduce_lr_factor < 1,
+            "reduce_lr_factor must be in (0, 1)",
+            reduce_lr_factor=self.reduce_lr_factor,
+        )
+        _check(
+            self.max_examples is None or self.max_examples >= 2,
+            "max_examples must be >= 2 (one for training, one for validation)",
+            max_examples=self.max_examples,
+        )
+        _check(
+            self.data in DATA_SOURCES,
+            f"data must be one of {', '.join(DATA_SOURCES)}",
+            data=self.data,
+        )
+        _check(
+            self.data != "dir" or self.data_dir is not None,
+            "--data dir needs --data-dir pointing at the dataset's local copy",
+            data_dir=self.data_dir,
+        )
+        _check(
+            self.data != "dir" or os.path.isdir(self.data_dir),
+            "data_dir is not a folder; give the path of the dataset's local copy",
+            data_dir=self.data_dir,
+        )
+        parse_class_weight(self.class_weight)  # raises ValueError when malformed
+
+
+def parse_class_weight(text):
+    """Parses `--class-weight`: "none", "balanced", or "label=weight,...".
+
+    Returns:
+        None, the string "balanced", or a dict {int label: float weight}.
+    """
+    if text in ("none", "balanced"):
+        return None if text == "none" else text
+    weights = {}
+    try:
+        for item in text.split(","):
+            label, weight = item.split("=")
+            weights[int(label)] = float(weight)
+    except ValueError:
+        raise ValueError(
+            "class_weight must be none, balanced or label=weight pairs such as 0=1,1=3. "
+            f"Received: class_weight={text!r}"
+        ) from None
+    if any(weight <= 0 for weight in weights.values()):
+        raise ValueError(f"class weights must be > 0. Received: class_weight={text!r}")
+    return weights
+
+
+def to_dict(config):
+    """The config as a plain dict, for config.json."""
+    return dataclasses.asdict(config)
+
+
+def _check(condition, message, **received):
+    if not condition:
+        shown = ", ".join(f"{name}={value!r}" for name, value in received.items())
+        raise ValueError(f"{message}. Received: {shown}")

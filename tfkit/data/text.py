@@ -1,0 +1,64 @@
+"""Raw review text to the documents' integer sequences, inside TensorFlow.
+
+The documents feed `imdb.load_data(num_words=10000)` through `pad_sequences(maxlen=500)`,
+which pads and truncates at the *front*. `TextVectorization` pads at the end, and an RNN
+that reads hundreds of padding steps after a review forgets it (the document's
+SimpleRNN scored 0.5 on such input), so `texts_to_ids` pads at the front as
+`pad_sequences` does, in graph ops that also run inside the exported model.
+"""
+
+import numpy as np
+import tensorflow as tf
+import keras
+
+
+def adapt_vectorizer(texts, max_tokens=10_000, batch_size=1024):
+    """A `TextVectorization` layer adapted on `texts`, keeping the `max_tokens` commonest words."""
+    vectorizer = keras.layers.TextVectorization(
+        max_tokens=max_tokens, output_mode="int", ragged=True
+    )
+    vectorizer.adapt(tf.data.Dataset.from_tensor_slices(list(texts)).batch(batch_size))
+    return vectorizer
+
+
+def texts_to_ids(vectorizer, texts, sequence_length):
+    """Token ids of shape `(batch, sequence_length)`, pre-padded and pre-truncated.
+
+    Same result as `keras.utils.pad_sequences(ids, maxlen=sequence_length)`: the last
+    `sequence_length` tokens are kept and zeros go in front.
+    """
+    ragged = vectorizer(texts)
+    backwards = tf.reverse(ragged, axis=[1])
+    padded_backwards = backwards.to_tensor(shape=[None, sequence_length])
+    return tf.reverse(padded_backwards, axis=[1])
+
+
+def vectorize(vectorizer, texts, sequence_length, batch_size=2048):
+    """`texts_to_ids` over a whole numpy array of texts, batch by batch, as an int32 array."""
+    if len(texts) == 0:
+        return np.zeros((0, sequence_length), dtype="int32")
+    dataset = tf.data.Dataset.from_tensor_slices(list(texts)).batch(batch_size)
+    dataset = dataset.map(
+        lambda batch: tf.cast(texts_to_ids(vectorizer, batch, sequence_length), tf.int32)
+    )
+    return np.concatenate(list(dataset.as_numpy_iterator()))
+
+
+def text_datasets(splits, vectorizer, sequence_length, batch_size, seed):
+    """Batched `tf.data` pipelines of `(token ids, label)` for train, validation and test.
+
+    Texts are turned into ids once, up front, so training reads ready integer batches
+    (the same data the document's `pad_sequences` produced); the training split is
+    reshuffled every epoch from `seed`. Labels have shape `(batch, 1)`, float32.
+    """
+
+    def pipeline(split, shuffle):
+        texts, labels = split
+        ids = vectorize(vectorizer, texts, sequence_length)
+        labels = np.asarray(labels, dtype="float32").reshape(-1, 1)
+        dataset = tf.data.Dataset.from_tensor_slices((ids, labels))
+        if shuffle:
+            dataset = dataset.shuffle(len(labels), seed=seed, reshuffle_each_iteration=True)
+        return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+    return pipeline(splits.train, True), pipeline(splits.val, False), pipeline(splits.test, False)

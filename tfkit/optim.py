@@ -1,0 +1,49 @@
+"""Optimizers with the documents' gradient clipping, and class weights for imbalanced data."""
+
+import numpy as np
+import keras
+
+from tfkit.config import parse_class_weight
+
+
+def get_optimizer(name, learning_rate, clipnorm=None, clipvalue=None, global_clipnorm=None):
+    """A Keras optimizer by name, with clipping on the optimizer where Keras puts it.
+
+    Args:
+        name: a Keras optimizer name such as "rmsprop" or "adam".
+        learning_rate: a float or a `keras.optimizers.schedules.LearningRateSchedule`.
+        clipnorm: clip each gradient tensor to this L2 norm (000: 1.0; RNNs 5..15).
+        clipvalue: clip each gradient element to [-clipvalue, clipvalue] (000: 0.5).
+        global_clipnorm: clip all gradients together so their joint norm is at most this.
+
+    Returns:
+        A `keras.optimizers.Optimizer`.
+    """
+    clipping = {"clipnorm": clipnorm, "clipvalue": clipvalue, "global_clipnorm": global_clipnorm}
+    for key, value in clipping.items():
+        if value is not None and value <= 0:
+            raise ValueError(
+                f"{key} must be > 0 (Keras treats 0 as 'no clipping'). Received: {key}={value}"
+            )
+    config = {"learning_rate": learning_rate}
+    config.update({key: value for key, value in clipping.items() if value is not None})
+    return keras.optimizers.get({"class_name": name, "config": config})
+
+
+def class_weight_from_labels(labels, spec="balanced"):
+    """Class weights for `fit(class_weight=...)` from `--class-weight`.
+
+    Args:
+        labels: integer labels of the training split.
+        spec: "none", "balanced" (n_samples / (n_classes * count), as scikit-learn's
+            "balanced"), or explicit "0=1,1=3".
+
+    Returns:
+        None, or a dict {label: weight}.
+    """
+    parsed = parse_class_weight(spec)
+    if parsed != "balanced":
+        return parsed
+    classes, counts = np.unique(np.asarray(labels).ravel(), return_counts=True)
+    weights = len(labels) / (len(classes) * counts)
+    return {int(label): float(weight) for label, weight in zip(classes, weights)}

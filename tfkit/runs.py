@@ -1,0 +1,98 @@
+"""Run folders: where each run's config, history, metrics, checkpoint and plots go."""
+
+import dataclasses
+import datetime
+import json
+import os
+import tempfile
+
+
+def default_run_dir(recipe):
+    """`runs/<recipe>/<timestamp>/`, unique to the second."""
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    return os.path.join("runs", recipe, stamp)
+
+
+def start_run(recipe, config):
+    """Creates the run folder and writes `config.json`; returns the folder's path.
+
+    Re-using an existing `--run-dir` is how a killed run resumes: its history,
+    checkpoint and backup are kept.
+    """
+    run_dir = config.run_dir or default_run_dir(recipe)
+    os.makedirs(run_dir, exist_ok=True)
+    write_json(os.path.join(run_dir, "config.json"), {"recipe": recipe, **dataclasses.asdict(config)})
+    if config.data == "synthetic":
+        print(f"[{recipe}] data: SYNTHETIC (generated, learnable; not the real dataset)")
+    print(f"[{recipe}] run folder: {run_dir}")
+    return run_dir
+
+
+def finish_run(run_dir, test_metrics, splits, **extra):
+    """Writes `metrics.json` (test metrics, data source, split sizes) and `curves.png`."""
+    metrics = {
+        "test": {name: float(value) for name, value in test_metrics.items()},
+        "data": splits.source,
+        **splits.sizes(),
+        **extra,
+    }
+    write_json(os.path.join(run_dir, "metrics.json"), metrics)
+    history = os.path.join(run_dir, "history.csv")
+    if os.path.exists(history):
+        title = "SYNTHETIC data" if splits.source == "synthetic" else f"{splits.source} data"
+        plot_history(history, os.path.join(run_dir, "curves.png"), title=title)
+    return metrics
+
+
+def write_atomic(path, text):
+    """Writes `text` to `path` through a temporary file in the same folder and a rename."""
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=os.path.basename(path))
+    try:
+        with os.fdopen(handle, "w") as file:
+            file.write(text)
+        os.replace(temporary, path)
+    except BaseException:
+        os.unlink(temporary)
+        raise
+
+
+def write_json(path, data):
+    """Writes `data` as indented JSON, atomically."""
+    write_atomic(path, json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
+
+
+def plot_history(history_csv, png_path, pairs=None, title=None):
+    """Plots learning curves from `history.csv`: each metric with its `val_` twin.
+
+    Args:
+        history_csv: the run's `history.csv`.
+        png_path: where the PNG goes.
+        pairs: the metric names to plot, one panel each; by default loss, accuracy
+            and AUC where the history has them.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import pandas as pd
+
+    history = pd.read_csv(history_csv)
+    pairs = [name for name in (pairs or ("loss", "accuracy", "auc")) if name in history]
+    figure, axes = plt.subplots(1, len(pairs), figsize=(5 * len(pairs), 3.5), squeeze=False)
+    for axis, name in zip(axes[0], pairs):
+        axis.plot(history["epoch"], history[name], "o-", label=f"train {name}")
+        if f"val_{name}" in history:
+            axis.plot(history["epoch"], history[f"val_{name}"], "o-", label=f"validation {name}")
+        axis.set_xlabel("epoch")
+        axis.set_title(name)
+        axis.legend()
+    if title:
+        figure.suptitle(title)
+    figure.tight_layout()
+    handle, temporary = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(png_path)), suffix=".png")
+    os.close(handle)
+    figure.savefig(temporary, dpi=80)
+    plt.close(figure)
+    os.replace(temporary, png_path)
