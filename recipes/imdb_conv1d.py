@@ -74,7 +74,6 @@ def main(argv=None):
     keras.utils.set_random_seed(config.seed)
     # bf16 nearly doubled this model on CPUs with AVX512-BF16 (benchmarks/text_throughput.py).
     policy = set_mixed_precision(config.mixed_precision, bf16_helps_on_cpu=True)
-    run_dir = start_run(RECIPE, config)
 
     # Data: raw text, split 80/20 for validation; the test split is used once, at the end.
     splits = load_imdb(
@@ -86,6 +85,7 @@ def main(argv=None):
     )
 
     # Model and training.
+    run_dir = start_run(RECIPE, config)
     model = build_model(config)
     model.compile(
         optimizer=get_optimizer(

@@ -90,7 +90,6 @@ def main(argv=None):
     config = cli.parse_config(Config, argv, prog=f"python -m recipes.{RECIPE}", description=__doc__)
     keras.utils.set_random_seed(config.seed)
     policy = set_mixed_precision(config.mixed_precision, bf16_helps_on_cpu=False)
-    run_dir = start_run(RECIPE, config)
 
     # Data: raw text, split 80/20 for validation; the test split is used once, at the end.
     splits = load_imdb(
@@ -102,6 +101,7 @@ def main(argv=None):
     )
 
     # Model and training.
+    run_dir = start_run(RECIPE, config)
     model = build_model(config)
     model.compile(
         optimizer=get_optimizer(

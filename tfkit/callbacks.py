@@ -6,6 +6,7 @@ documents advise, plus `EpochStats` (learning rate, epoch seconds, examples per
 second) and `HistoryCSV`, a CSV log that stays right when a killed run is resumed.
 """
 
+import json
 import os
 import time
 
@@ -13,6 +14,7 @@ import numpy as np
 import pandas as pd
 import keras
 
+from tfkit.errors import RunStateError
 from tfkit.runs import write_atomic
 
 
@@ -57,6 +59,34 @@ class AtomicModelCheckpoint(keras.callbacks.ModelCheckpoint):
         super().on_epoch_end(epoch, logs)
         if os.path.exists(self.filepath):
             os.replace(self.filepath, self.final_path)
+
+
+class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
+    """`BackupAndRestore` whose backup is replaced atomically, and says so when unreadable.
+
+    Keras writes the backup in place, so a SIGKILL while saving leaves a truncated
+    HDF5 file that the resumed run cannot open. Here the weights and the epoch
+    counter are written under temporary names and renamed into place, weights first:
+    a kill between the two renames makes the resumed run repeat one epoch, never skip
+    one. (Relies on Keras 3.15's private backup paths; setup.cfg pins Keras 3.15.)
+    """
+
+    def on_train_begin(self, logs=None):
+        try:
+            super().on_train_begin(logs)
+        except (OSError, ValueError) as error:
+            raise RunStateError(
+                f"the backup in {self.backup_dir} cannot be read ({error}). Move that folder "
+                "away to restart the run from epoch 0, or use another --run-dir"
+            ) from error
+
+    def _save_model(self):
+        os.makedirs(self.backup_dir, exist_ok=True)
+        partial_weights = os.path.join(self.backup_dir, ".partial.weights.h5")
+        self.model.save_weights(partial_weights, overwrite=True)
+        metadata = {"epoch": self._current_epoch, "batch": self._last_batch_seen}
+        os.replace(partial_weights, self._weights_path)
+        write_atomic(self._training_metadata_path, json.dumps(metadata))
 
 
 class HistoryCSV(keras.callbacks.Callback):
@@ -121,7 +151,7 @@ def standard_callbacks(config, run_dir, train_examples, monitor="val_loss"):
         HistoryCSV(os.path.join(run_dir, "history.csv")),
         keras.callbacks.TensorBoard(os.path.join(run_dir, "logs")),
         # Last, so an epoch is backed up only once everything above has seen it.
-        keras.callbacks.BackupAndRestore(os.path.join(run_dir, "backup")),
+        AtomicBackupAndRestore(os.path.join(run_dir, "backup")),
     ]
 
 

@@ -6,11 +6,12 @@ failure such as missing data. Inside tfkit and the recipes, errors are exception
 
 import argparse
 import dataclasses
+import os
 import sys
 import types
 import typing
 
-from tfkit.errors import DataError
+from tfkit.errors import DataError, RunStateError
 
 USAGE_ERROR = 2
 FAILURE = 1
@@ -23,12 +24,16 @@ class OneLineParser(argparse.ArgumentParser):
         self.exit(USAGE_ERROR, f"{self.prog}: error: {message} (see --help)\n")
 
 
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """Shows each flag's default, and the recipe's docstring as written."""
+
+
 def build_parser(config_class, prog=None, description=None):
     """An argument parser with one `--flag` per field of `config_class`."""
     parser = OneLineParser(
         prog=prog,
         description=description,
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=_HelpFormatter,
         allow_abbrev=False,
     )
     hints = typing.get_type_hints(config_class)
@@ -66,7 +71,7 @@ def run(main, argv=None):
     """Runs a recipe's `main`, turning a user-fixable error into one line and an exit status."""
     try:
         main(sys.argv[1:] if argv is None else argv)
-    except DataError as error:
+    except (DataError, RunStateError) as error:
         _fail(FAILURE, f"error: {error}")
     except KeyboardInterrupt:
         _fail(130, "interrupted; re-run the same command with the same --run-dir to resume")
@@ -74,7 +79,11 @@ def run(main, argv=None):
 
 def _fail(status, line):
     print(line, file=sys.stderr)
-    sys.exit(status)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # Not sys.exit: a failed TFDS download leaves non-daemon threads retrying for
+    # minutes, and the interpreter would wait for them before exiting.
+    os._exit(status)
 
 
 def _base_type(hint):

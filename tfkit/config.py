@@ -101,11 +101,15 @@ class TrainConfig:
                 "for that)",
                 **{name: value},
             )
+        clipping = {
+            "clipnorm": self.clipnorm,
+            "clipvalue": self.clipvalue,
+            "global_clipnorm": self.global_clipnorm,
+        }
         _check(
-            self.clipnorm is None or self.global_clipnorm is None,
-            "use either clipnorm or global_clipnorm, not both",
-            clipnorm=self.clipnorm,
-            global_clipnorm=self.global_clipnorm,
+            sum(value is not None for value in clipping.values()) <= 1,
+            "Keras takes only one of clipnorm, clipvalue and global_clipnorm; choose one",
+            **clipping,
         )
         _check(
             self.optimizer in OPTIMIZERS,

@@ -1,10 +1,15 @@
 """The errors tfkit raises for problems a user can fix.
 
-`ValueError` means a bad setting (exit status 2 at the command line); `DataError` means
-the data could not be had or read (exit status 1). The command line prints either as
+`ValueError` means a bad setting (exit status 2 at the command line); `DataError` and
+`RunStateError` mean the data or a run's saved state could not be had or read
+(exit status 1). The command line prints either as
 one line; anything else is a bug and keeps its traceback.
 """
 
 
 class DataError(RuntimeError):
     """The dataset is missing, unreachable or malformed. The message says the way out."""
+
+
+class RunStateError(RuntimeError):
+    """A run's saved state (backup, checkpoint) cannot be used. The message says the way out."""

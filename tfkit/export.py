@@ -77,5 +77,6 @@ def export_text_classifier(export_dir, model, vectorizer, sequence_length):
         probability = tf.cast(model(ids, training=False), tf.float32)
         return {"probability": tf.reshape(probability, [-1])}
 
+    texts_to_ids(vectorizer, tf.constant([""]), sequence_length)  # builds an unused layer
     signature = [tf.TensorSpec(shape=[None], dtype=tf.string, name="text")]
     return export_for_serving(export_dir, serve, signature, [vectorizer, model])

@@ -1,5 +1,6 @@
 """Preparing a TFDS dataset without hanging for minutes when there is no network."""
 
+import logging
 import socket
 import threading
 import urllib.parse
@@ -23,6 +24,9 @@ def download_and_prepare(builder, url, ways_out):
     Raises:
         DataError: the host cannot be reached, or TFDS failed to prepare the data.
     """
+    where = builder.data_dir  # TFDS points data_dir at an "incomplete" folder once it starts
+    # tfkit's one line replaces the retry warnings urllib3 prints while the network is down.
+    logging.getLogger("urllib3.connectionpool").setLevel(logging.ERROR)
     finished = threading.Event()
     failures = []
 
@@ -39,13 +43,13 @@ def download_and_prepare(builder, url, ways_out):
     if not finished.wait(_GRACE_SECONDS) and not reachable(host):
         raise DataError(
             f"cannot download {builder.name}: {host} is unreachable (no network?) and "
-            f"there is no prepared copy in {builder.data_dir}. {ways_out}"
+            f"there is no prepared copy in {where}. {ways_out}"
         )
     finished.wait()
     if failures:
         first_line = str(failures[0]).strip().splitlines()[0] if str(failures[0]).strip() else ""
         raise DataError(
-            f"TFDS could not prepare {builder.name} in {builder.data_dir} "
+            f"TFDS could not prepare {builder.name} in {where} "
             f"({type(failures[0]).__name__}: {first_line}). {ways_out}"
         )
 

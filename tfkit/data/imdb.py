@@ -61,10 +61,12 @@ def _from_tfds(data_dir):
     download_and_prepare(builder, DOWNLOAD_URL, WAYS_OUT)
     splits = []
     for split in ("train", "test"):
-        texts, labels = tfds.as_numpy(
-            builder.as_dataset(split=split, as_supervised=True, batch_size=-1)
-        )
-        splits.append((texts.astype(object), labels.astype("int32")))
+        # Batches, not batch_size=-1: that aborts the process under tfds.testing.mock_data.
+        dataset = builder.as_dataset(split=split, as_supervised=True).batch(4096)
+        batches = list(tfds.as_numpy(dataset))
+        texts = np.concatenate([texts for texts, _ in batches]).astype(object)
+        labels = np.concatenate([labels for _, labels in batches]).astype("int32")
+        splits.append((texts, labels))
     return splits
 
 

@@ -1,0 +1,35 @@
+import os
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def python_env():
+    """Environment for subprocesses: the repository on the path, quiet TensorFlow."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = ROOT + os.pathsep + env.get("PYTHONPATH", "")
+    return env
+
+
+@pytest.fixture
+def quick_flags(tmp_path):
+    """Flags for a run of a few seconds on synthetic data inside tmp_path."""
+    return [
+        "--data", "synthetic",
+        "--max-examples", "64",
+        "--epochs", "1",
+        "--batch-size", "32",
+        "--run-dir", str(tmp_path / "run"),
+        "--export-dir", str(tmp_path / "export"),
+    ]
+
+
+@pytest.fixture(autouse=True)
+def _float32_policy():
+    """Each test starts and ends under float32, whatever a recipe set."""
+    yield
+    if "keras" in sys.modules:
+        sys.modules["keras"].mixed_precision.set_global_policy("float32")

@@ -1,0 +1,67 @@
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+
+import pandas as pd
+import pytest
+
+from conftest import ROOT, python_env
+from recipes import imdb_rnn
+
+
+@pytest.mark.parametrize("cell", imdb_rnn.CELLS)
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_every_cell_builds_to_a_probability(cell, bidirectional):
+    config = imdb_rnn.Config(cell=cell, bidirectional=bidirectional, max_len=60)
+    model = imdb_rnn.build_model(config)
+    assert model.output_shape == (None, 1)
+    recurrent = [layer for layer in model.layers if "rnn" in layer.name or "lstm" in layer.name
+                 or "gru" in layer.name or "bidirectional" in layer.name]
+    assert recurrent, [layer.name for layer in model.layers]
+
+
+def test_document_simple_rnn_parameter_count():
+    model = imdb_rnn.build_model(imdb_rnn.Config())
+    # 002 §3.6: Embedding(10000, 32) -> SimpleRNN(32) -> Dense(1, sigmoid)
+    assert model.count_params() == 10000 * 32 + (32 * 32 + 32 * 32 + 32) + 33
+
+
+@pytest.mark.parametrize("cell", ["lstm", "cnn_lstm"])
+def test_quick_run(cell, quick_flags, tmp_path):
+    imdb_rnn.main(quick_flags + ["--cell", cell, "--bidirectional", "--global-clipnorm", "5"])
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["data"] == "synthetic" and 0 <= metrics["test"]["accuracy"] <= 1
+    assert os.listdir(tmp_path / "export") == ["1"]
+
+
+@pytest.mark.slow
+def test_a_killed_run_resumes_at_the_right_epoch(tmp_path):
+    epochs = 6
+    command = [
+        sys.executable, "-m", "recipes.imdb_rnn", "--cell", "simple_rnn", "--data", "synthetic",
+        "--max-examples", "512", "--batch-size", "32", "--epochs", str(epochs),
+        "--early-stopping-patience", "99", "--run-dir", str(tmp_path / "run"), "--no-export",
+    ]
+    history = tmp_path / "run" / "history.csv"
+    process = subprocess.Popen(command, env=python_env(), cwd=ROOT,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 180
+    while time.time() < deadline and process.poll() is None:
+        if history.exists() and len(pd.read_csv(history)) >= 2:
+            break
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    rows_at_kill = len(pd.read_csv(history))
+    assert 2 <= rows_at_kill < epochs, "the run ended before it could be killed"
+
+    result = subprocess.run(command, env=python_env(), cwd=ROOT, capture_output=True,
+                            text=True, timeout=240)
+    assert result.returncode == 0, result.stderr[-2000:]
+    first_epoch = int(re.search(r"Epoch (\d+)/%d" % epochs, result.stdout).group(1)) - 1
+    assert first_epoch in (rows_at_kill - 1, rows_at_kill)  # resumed, not restarted
+    assert list(pd.read_csv(history)["epoch"]) == list(range(epochs))

@@ -1,0 +1,76 @@
+import numpy as np
+import pandas as pd
+import keras
+
+from tfkit.callbacks import AtomicModelCheckpoint, EpochStats, HistoryCSV
+
+
+def tiny_model():
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1, activation="sigmoid")])
+    model.compile(optimizer=keras.optimizers.RMSprop(0.01), loss="binary_crossentropy")
+    return model
+
+
+def test_history_csv_keeps_every_epoch_once_across_a_resume(tmp_path):
+    path = tmp_path / "history.csv"
+    first = HistoryCSV(str(path))
+    first.on_train_begin()
+    for epoch in range(3):
+        first.on_epoch_end(epoch, {"loss": 1.0 / (epoch + 1), "learning_rate": 0.5})
+    # Killed after writing epoch 2 but before its backup: the resumed run redoes epoch 2.
+    resumed = HistoryCSV(str(path))
+    resumed.on_train_begin()
+    resumed.on_epoch_end(2, {"loss": 0.3})
+    resumed.on_epoch_end(3, {"loss": 0.25})
+    history = pd.read_csv(path)
+    assert list(history["epoch"]) == [0, 1, 2, 3]
+    assert history["loss"].iloc[2] == 0.3
+    assert "learning_rate" not in history
+    assert [p.name for p in tmp_path.iterdir()] == ["history.csv"]  # no temporary left
+
+
+def test_epoch_stats_logs_lr_time_and_throughput():
+    model = tiny_model()
+    stats = EpochStats(train_examples=64)
+    stats.set_model(model)
+    logs = {}
+    stats.on_epoch_begin(0)
+    stats.on_train_batch_end(0)
+    stats.on_epoch_end(0, logs)
+    assert logs["lr"] == np.float32(0.01)
+    assert logs["epoch_seconds"] > 0 and logs["examples_per_second"] > 0
+
+
+def test_checkpoint_lands_under_its_final_name_only(tmp_path):
+    model = tiny_model()
+    x = np.random.default_rng(0).random((16, 3)).astype("float32")
+    y = (x[:, :1] > 0.5).astype("float32")
+    checkpoint = AtomicModelCheckpoint(str(tmp_path / "best.keras"), monitor="loss", save_best_only=True)
+    model.fit(x, y, epochs=2, verbose=0, callbacks=[checkpoint])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["best.keras"]
+    restored = keras.models.load_model(tmp_path / "best.keras")
+    assert restored.output_shape == (None, 1)
+
+
+def test_backup_is_replaced_whole_and_a_corrupt_one_is_named(tmp_path):
+    import pytest
+
+    from tfkit.callbacks import AtomicBackupAndRestore
+    from tfkit.errors import RunStateError
+
+    model = tiny_model()
+    x = np.random.default_rng(0).random((16, 3)).astype("float32")
+    y = (x[:, :1] > 0.5).astype("float32")
+    backup = tmp_path / "backup"
+    callback = AtomicBackupAndRestore(str(backup), delete_checkpoint=False)
+    model.fit(x, y, epochs=2, verbose=0, callbacks=[callback])
+    assert sorted(p.name for p in backup.iterdir()) == ["latest.weights.h5", "training_metadata.json"]
+
+    resumed = model.fit(x, y, epochs=3, verbose=0, callbacks=[AtomicBackupAndRestore(str(backup))])
+    assert len(resumed.history["loss"]) == 1  # epochs 0 and 1 were done: only epoch 2 runs
+
+    (backup := tmp_path / "broken").mkdir()
+    (backup / "latest.weights.h5").write_bytes(b"\x89HDF\r\n\x1a\n truncated")
+    with pytest.raises(RunStateError, match="cannot be read.*Move that folder away"):
+        model.fit(x, y, epochs=1, verbose=0, callbacks=[AtomicBackupAndRestore(str(backup))])
+    assert (backup / "latest.weights.h5").read_bytes().endswith(b"truncated")

@@ -1,0 +1,58 @@
+import dataclasses
+
+import pytest
+
+from tfkit.cli import build_parser, parse_config
+from tfkit.config import TrainConfig, parse_class_weight
+
+
+def test_every_field_is_a_flag_with_its_default_in_help():
+    help_text = build_parser(TrainConfig).format_help()
+    for field in dataclasses.fields(TrainConfig):
+        assert "--" + field.name.replace("_", "-") in help_text
+    assert "(default: rmsprop)" in help_text
+    assert "(default: 0.5)" in help_text  # reduce-lr-factor
+
+
+def test_flags_become_a_typed_config():
+    config = parse_config(
+        TrainConfig,
+        ["--epochs", "3", "--clipnorm", "1.0", "--no-export", "--class-weight", "0=1,1=3"],
+    )
+    assert config.epochs == 3 and config.clipnorm == 1.0 and config.export is False
+    assert config.global_clipnorm is None and config.batch_size == 128
+
+
+@pytest.mark.parametrize(
+    "argv, words",
+    [
+        (["--epochs", "-1"], "epochs must be >= 1"),
+        (["--clipnorm", "0"], "clipnorm must be > 0"),
+        (["--clipvalue", "-0.5"], "clipvalue must be > 0"),
+        (["--optimizer", "adamax2"], "invalid choice"),
+        (["--dropout", "1.0"], "dropout must be in [0, 1)"),
+        (["--class-weight", "heavy"], "class_weight must be none, balanced"),
+        (["--data", "dir"], "--data dir needs --data-dir"),
+        (["--data", "dir", "--data-dir", "/no/such/folder"], "data_dir is not a folder"),
+        (["--learning-rate", "0"], "learning_rate must be > 0"),
+        (["--clipnorm", "1", "--global-clipnorm", "1"], "only one of clipnorm, clipvalue"),
+        (["--clipnorm", "1", "--clipvalue", "0.5"], "only one of clipnorm, clipvalue"),
+        (["--epochs", "two"], "invalid int value"),
+        (["--no-such-flag"], "unrecognized arguments"),
+    ],
+)
+def test_impossible_values_exit_2_with_one_line(argv, words, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        parse_config(TrainConfig, argv, prog="recipe")
+    assert exit_info.value.code == 2
+    error_lines = capsys.readouterr().err.strip().splitlines()
+    assert len(error_lines) == 1
+    assert words in error_lines[0] and "see --help" in error_lines[0]
+
+
+def test_class_weight_forms():
+    assert parse_class_weight("none") is None
+    assert parse_class_weight("balanced") == "balanced"
+    assert parse_class_weight("0=1,1=3.5") == {0: 1.0, 1: 3.5}
+    with pytest.raises(ValueError, match="must be > 0"):
+        parse_class_weight("0=0,1=1")
