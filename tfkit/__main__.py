@@ -44,7 +44,7 @@ def list_recipes(args):
     width = max(map(len, recipes), default=0)
     for name, path in recipes.items():
         header = recipe_header(path)
-        print(f"{name:<{width}}  {header.get('Title', '')} ({header.get('Source', '?')})")
+        print(f"{name:<{width}}  {header.get('Title', '')}  [{header.get('Source', '?')}]")
         print(f"{'':<{width}}  run: python -m recipes.{name} --help")
 
 

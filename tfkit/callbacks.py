@@ -31,15 +31,18 @@ class EpochStats(keras.callbacks.Callback):
 
     def on_epoch_begin(self, epoch, logs=None):
         self._learning_rate = float(np.asarray(self.model.optimizer.learning_rate))
-        self._epoch_start = self._train_end = time.perf_counter()
+        self._epoch_start = time.perf_counter()
+        self._train_end = None
 
-    def on_train_batch_end(self, batch, logs=None):
+    def on_test_begin(self, logs=None):
+        # fit() runs validation through evaluate(), which calls this: training is over.
         self._train_end = time.perf_counter()
 
     def on_epoch_end(self, epoch, logs=None):
         if logs is None:
             return
-        train_seconds = max(self._train_end - self._epoch_start, 1e-9)
+        train_end = self._train_end or time.perf_counter()
+        train_seconds = max(train_end - self._epoch_start, 1e-9)
         logs["lr"] = self._learning_rate
         logs["epoch_seconds"] = time.perf_counter() - self._epoch_start
         logs["examples_per_second"] = self.train_examples / train_seconds
@@ -74,7 +77,7 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
     def on_train_begin(self, logs=None):
         try:
             super().on_train_begin(logs)
-        except (OSError, ValueError) as error:
+        except (OSError, json.JSONDecodeError, KeyError) as error:
             raise RunStateError(
                 f"the backup in {self.backup_dir} cannot be read ({error}). Move that folder "
                 "away to restart the run from epoch 0, or use another --run-dir"
