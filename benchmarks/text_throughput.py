@@ -107,9 +107,11 @@ def tfkit_recipe(name, splits, batch_size, precision="auto", jit="auto"):
         batch_size=batch_size, mixed_precision=precision, jit_compile=jit, **overrides
     )
     keras.utils.set_random_seed(0)
-    policy = set_mixed_precision(config.mixed_precision, bf16_helps_on_cpu=recipe is imdb_conv1d)
-    xla_helps = recipe is imdb_rnn and imdb_rnn.XLA_HELPS_ON_CPU[config.cell]
-    jit_compile = use_jit_compile(config.jit_compile, helps_on_cpu=xla_helps)
+    bf16_helps, xla_helps = recipe.BF16_HELPS_ON_CPU, recipe.XLA_HELPS_ON_CPU
+    if recipe is imdb_rnn:
+        bf16_helps, xla_helps = bf16_helps[config.cell], xla_helps[config.cell]
+    policy = set_mixed_precision(config.mixed_precision, bf16_helps)
+    jit_compile = use_jit_compile(config.jit_compile, xla_helps)
     vectorizer = adapt_vectorizer(splits.train[0], config.max_features)
     train, _, _ = text_datasets(splits, vectorizer, config.max_len, batch_size, config.seed)
     model = recipe.build_model(config)
