@@ -26,7 +26,6 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import tfkit.quiet  # noqa: F401,E402
 
-import numpy as np  # noqa: E402
 import keras  # noqa: E402
 from keras import layers  # noqa: E402
 
@@ -129,7 +128,9 @@ def compare(name, splits, ids, targets, rounds, precision="auto", jit="auto"):
     """Alternates one epoch of each side, `rounds` times, so both meet the same CPU load."""
     batch_size = RECIPES[name][2]
     plain = plain_script(name)
-    model, train, config, policy, jit_compile = tfkit_recipe(name, splits, batch_size, precision, jit)
+    model, train, config, policy, jit_compile = tfkit_recipe(
+        name, splits, batch_size, precision, jit
+    )
     plain_times, tfkit_times = EpochTimes(), EpochTimes()
     with tempfile.TemporaryDirectory() as run_dir:
         callbacks = standard_callbacks(config, run_dir, len(targets))
@@ -142,7 +143,9 @@ def compare(name, splits, ids, targets, rounds, precision="auto", jit="auto"):
             plain_history = plain.fit(
                 ids, targets, batch_size=batch_size, epochs=1, verbose=0, callbacks=[plain_times]
             )
-            tfkit_history = model.fit(train, epochs=1, verbose=0, callbacks=[tfkit_times] + callbacks)
+            tfkit_history = model.fit(
+                train, epochs=1, verbose=0, callbacks=[tfkit_times] + callbacks
+            )
     # The first epoch of each side includes tracing and compilation.
     plain_rate = len(targets) / min(plain_times.seconds[1:])
     tfkit_rate = len(targets) / min(tfkit_times.seconds[1:])
@@ -167,7 +170,12 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--recipes", nargs="+", default=list(RECIPES), choices=list(RECIPES))
     parser.add_argument("--examples", type=int, default=4096, help="training examples per epoch")
-    parser.add_argument("--epochs", type=int, default=6, help="epochs per side, alternating; the best after the first counts")
+    parser.add_argument(
+        "--epochs",
+        type=int,
+        default=6,
+        help="epochs per side, alternating; the best after the first counts",
+    )
     parser.add_argument("--explore", action="store_true", help="also time every precision/XLA pair")
     args = parser.parse_args()
 
@@ -183,7 +191,10 @@ def main():
         if args.explore:
             pairs += [(p, j) for p in ("off", "bf16") for j in ("off", "on")]
         for precision, jit in pairs:
-            print(json.dumps(compare(name, splits, ids, targets, args.epochs, precision, jit)), flush=True)
+            print(
+                json.dumps(compare(name, splits, ids, targets, args.epochs, precision, jit)),
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

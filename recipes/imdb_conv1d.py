@@ -50,7 +50,9 @@ class Config(TrainConfig):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1. Received: {name}={getattr(self, name)}")
         if self.max_len < 43:  # two Conv1D(7) and a MaxPooling1D(5) need 43 tokens
-            raise ValueError(f"max_len must be >= 43 for this model. Received: max_len={self.max_len}")
+            raise ValueError(
+                f"max_len must be >= 43 for this model. Received: max_len={self.max_len}"
+            )
 
 
 def build_model(config):
@@ -60,9 +62,13 @@ def build_model(config):
         [
             keras.Input(shape=(config.max_len,), dtype="int32"),
             layers.Embedding(config.max_features, config.embedding_dim),
-            layers.Conv1D(config.filters, 7, activation="relu", kernel_regularizer=l2),  # 500-7+1 = 494
+            layers.Conv1D(
+                config.filters, 7, activation="relu", kernel_regularizer=l2
+            ),  # 500-7+1 = 494
             layers.MaxPooling1D(5),  # 494/5 = 98
-            layers.Conv1D(config.filters, 7, activation="relu", kernel_regularizer=l2),  # 98-7+1 = 92
+            layers.Conv1D(
+                config.filters, 7, activation="relu", kernel_regularizer=l2
+            ),  # 98-7+1 = 92
             layers.GlobalMaxPooling1D(),
             layers.Dropout(config.dropout),  # --dropout; 0 (the document's model) is a no-op
             # The document's Dense(1) has no activation, yet its binary_crossentropy reads

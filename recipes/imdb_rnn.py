@@ -57,7 +57,9 @@ class Config(TrainConfig):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1. Received: {name}={getattr(self, name)}")
         if self.cell == "cnn_lstm" and self.max_len < 11:  # Conv1D(7) then MaxPooling1D(5)
-            raise ValueError(f"max_len must be >= 11 for cnn_lstm. Received: max_len={self.max_len}")
+            raise ValueError(
+                f"max_len must be >= 11 for cnn_lstm. Received: max_len={self.max_len}"
+            )
 
 
 def build_model(config):

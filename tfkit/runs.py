@@ -21,7 +21,9 @@ def start_run(recipe, config):
     """
     run_dir = config.run_dir or default_run_dir(recipe)
     os.makedirs(run_dir, exist_ok=True)
-    write_json(os.path.join(run_dir, "config.json"), {"recipe": recipe, **dataclasses.asdict(config)})
+    write_json(
+        os.path.join(run_dir, "config.json"), {"recipe": recipe, **dataclasses.asdict(config)}
+    )
     if config.data == "synthetic":
         print(f"[{recipe}] data: SYNTHETIC (generated, learnable; not the real dataset)")
     print(f"[{recipe}] run folder: {run_dir}")
@@ -91,7 +93,9 @@ def plot_history(history_csv, png_path, pairs=None, title=None):
     if title:
         figure.suptitle(title)
     figure.tight_layout()
-    handle, temporary = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(png_path)), suffix=".png")
+    handle, temporary = tempfile.mkstemp(
+        dir=os.path.dirname(os.path.abspath(png_path)), suffix=".png"
+    )
     os.close(handle)
     figure.savefig(temporary, dpi=80)
     plt.close(figure)

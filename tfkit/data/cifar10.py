@@ -15,7 +15,16 @@ from tfkit.errors import DataError
 TFDS_NAME = "cifar10"
 DOWNLOAD_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz"
 CLASS_NAMES = (
-    "airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck",
+    "airplane",
+    "automobile",
+    "bird",
+    "cat",
+    "deer",
+    "dog",
+    "frog",
+    "horse",
+    "ship",
+    "truck",
 )
 IMAGE_SHAPE = (32, 32, 3)
 RECORD_BYTES = 1 + 32 * 32 * 3
