@@ -1,6 +1,10 @@
 import os
+import signal
+import subprocess
 import sys
+import time
 
+import pandas as pd
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -33,3 +37,20 @@ def _float32_policy():
     yield
     if "keras" in sys.modules:
         sys.modules["keras"].mixed_precision.set_global_policy("float32")
+
+
+def kill_after_epochs(command, history_csv, min_rows, epochs):
+    """Starts `command`, SIGKILLs it once `history_csv` has `min_rows` rows; returns the rows."""
+    process = subprocess.Popen(
+        command, env=python_env(), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    deadline = time.time() + 180
+    while time.time() < deadline and process.poll() is None:
+        if history_csv.exists() and len(pd.read_csv(history_csv)) >= min_rows:
+            break
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    rows = len(pd.read_csv(history_csv))
+    assert min_rows <= rows < epochs, "the run ended before it could be killed"
+    return rows

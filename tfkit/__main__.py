@@ -1,4 +1,6 @@
-"""`python -m tfkit list | cp RECIPE DEST.py`: find a recipe, or copy one to edit.
+"""`python -m tfkit list | cp RECIPE DEST.py | sample EXPORT_DIR`.
+
+List the recipes, copy one to edit, or draw images from an exported generator.
 
 Recipes are found by reading their header docstrings with `ast`, without importing
 them (or TensorFlow), so these commands answer at once.
@@ -58,6 +60,32 @@ def copy_recipe(args):
     print(f"copied {args.recipe} to {args.destination}; run it with: python {args.destination}")
 
 
+def sample_images(args):
+    """Draws a grid from the newest exported generator; needs no recipe code."""
+    if not os.path.isdir(args.export_dir):
+        _usage_error(f"{args.export_dir} is not a folder; give the export base path")
+    versions = [int(name) for name in os.listdir(args.export_dir) if name.isdigit()]
+    if not versions:
+        _usage_error(f"{args.export_dir} holds no version folder (1/, 2/, ...) to sample from")
+    if args.n < 1:
+        _usage_error(f"--n must be >= 1. Received: {args.n}")
+    import tfkit.quiet  # noqa: F401
+    import numpy as np
+    import tensorflow as tf
+
+    from tfkit.images import save_grid
+
+    path = os.path.join(args.export_dir, str(max(versions)))
+    serve = tf.saved_model.load(path).signatures["serving_default"]
+    specs = serve.structured_input_signature[1]
+    if "latent" not in specs:
+        _usage_error(f"{path} takes {sorted(specs)}, not a `latent` input: not a generator")
+    latent_dim = specs["latent"].shape[1]
+    latent = np.random.default_rng(args.seed).normal(size=(args.n, latent_dim)).astype("float32")
+    save_grid(args.out, serve(latent=tf.constant(latent))["images"].numpy())
+    print(f"wrote {args.n} images from {path} to {args.out}")
+
+
 def main(argv=None):
     parser = OneLineParser(prog="python -m tfkit", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
@@ -66,6 +94,12 @@ def main(argv=None):
     copy.add_argument("recipe", help="a recipe name from `python -m tfkit list`")
     copy.add_argument("destination", help="the new file, e.g. my_model.py")
     copy.set_defaults(handler=copy_recipe)
+    sample = commands.add_parser("sample", help="draw a grid of images from an exported GAN")
+    sample.add_argument("export_dir", help="the export base path, e.g. saved_models/dcgan_cifar10")
+    sample.add_argument("--n", type=int, default=16, help="how many images")
+    sample.add_argument("--out", default="samples.png", help="the PNG to write")
+    sample.add_argument("--seed", type=int, default=0, help="seed of the latent vectors")
+    sample.set_defaults(handler=sample_images)
     args = parser.parse_args(argv)
     args.handler(args)
 

@@ -1,11 +1,15 @@
+import json
 import os
+import re
 import subprocess
 import sys
 
 import pandas as pd
 import pytest
 
+from conftest import ROOT, kill_after_epochs, python_env
 from recipes import dcgan_cifar10
+from tfkit.__main__ import main as tfkit_main
 
 NARROW = ["--generator-filters", "16", "--discriminator-filters", "16"]
 
@@ -33,12 +37,18 @@ def test_document_networks():
     assert [c.output.shape[1] for c in convs] == [30, 14, 6, 2]
 
 
-def test_tile_makes_a_square_grid():
+def test_kernel_distance_separates_real_from_noise():
     import numpy as np
 
-    grid = dcgan_cifar10.tile(np.ones((5, 32, 32, 3), dtype="uint8"))
-    assert grid.shape == (64, 96, 3)  # 3 columns, 2 rows
-    assert grid[:32].min() == 1 and grid[32:, :64].min() == 1 and grid[32:, 64:].max() == 0
+    from tfkit.data.cifar10 import synthetic_images
+
+    real = synthetic_images(np.full(120, 6), seed=0).astype("float32") / 127.5 - 1
+    more_real = synthetic_images(np.full(120, 6), seed=1).astype("float32") / 127.5 - 1
+    noise = np.random.default_rng(0).uniform(-1, 1, real.shape).astype("float32")
+    features = dcgan_cifar10.pixel_features
+    same = dcgan_cifar10.kernel_distance(features(real), features(more_real))
+    different = dcgan_cifar10.kernel_distance(features(real), features(noise))
+    assert abs(same) < 0.05 and different > 10 * abs(same) + 0.1
 
 
 def test_bad_gan_flags_exit_2(capsys):
@@ -66,3 +76,26 @@ def test_a_few_steps_write_grids_history_and_a_servable_generator(tmp_path):
         env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120,
     )
     assert result.returncode == 0 and "ok" in result.stdout, result.stderr[-2000:]
+    assert json.loads((run / "metrics.json").read_text())["train_examples"] == 40
+    assert "pixel_kid" in history and (run / "curves.png").exists()
+
+    # `python -m tfkit sample` draws from the newest version.
+    tfkit_main(["sample", str(tmp_path / "export"), "--n", "4", "--out", str(tmp_path / "g.png")])
+    assert (tmp_path / "g.png").exists()
+
+
+@pytest.mark.slow
+def test_a_killed_gan_resumes_with_every_epoch_once(tmp_path):
+    epochs = 5
+    command = [
+        sys.executable, "-m", "recipes.dcgan_cifar10", *NARROW, "--data", "synthetic",
+        "--max-examples", "200", "--quality-samples", "20", "--epochs", str(epochs),
+        "--run-dir", str(tmp_path / "run"), "--no-export",
+    ]
+    rows_at_kill = kill_after_epochs(command, tmp_path / "run" / "history.csv", 2, epochs)
+    result = subprocess.run(command, env=python_env(), cwd=ROOT, capture_output=True,
+                            text=True, timeout=240)
+    assert result.returncode == 0, result.stderr[-2000:]
+    first_epoch = int(re.search(r"Epoch (\d+)/%d" % epochs, result.stdout).group(1)) - 1
+    assert first_epoch in (rows_at_kill - 1, rows_at_kill)  # resumed, not restarted
+    assert list(pd.read_csv(tmp_path / "run" / "history.csv")["epoch"]) == list(range(epochs))

@@ -1,15 +1,13 @@
 import json
 import os
 import re
-import signal
 import subprocess
 import sys
-import time
 
 import pandas as pd
 import pytest
 
-from conftest import ROOT, python_env
+from conftest import ROOT, kill_after_epochs, python_env
 from recipes import imdb_rnn
 
 
@@ -47,17 +45,7 @@ def test_a_killed_run_resumes_at_the_right_epoch(tmp_path):
         "--early-stopping-patience", "99", "--run-dir", str(tmp_path / "run"), "--no-export",
     ]
     history = tmp_path / "run" / "history.csv"
-    process = subprocess.Popen(command, env=python_env(), cwd=ROOT,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 180
-    while time.time() < deadline and process.poll() is None:
-        if history.exists() and len(pd.read_csv(history)) >= 2:
-            break
-        time.sleep(0.05)
-    process.send_signal(signal.SIGKILL)
-    process.wait()
-    rows_at_kill = len(pd.read_csv(history))
-    assert 2 <= rows_at_kill < epochs, "the run ended before it could be killed"
+    rows_at_kill = kill_after_epochs(command, history, 2, epochs)
 
     result = subprocess.run(command, env=python_env(), cwd=ROOT, capture_output=True,
                             text=True, timeout=240)
