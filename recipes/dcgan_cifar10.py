@@ -133,6 +133,10 @@ class DCGAN(keras.Model):
         self.built = True  # both networks are built functional models
 
     def compile(self, d_optimizer, g_optimizer):
+        if keras.mixed_precision.global_policy().name == "mixed_float16":
+            # fit() wraps only the model's own optimizer; these two need it by hand.
+            d_optimizer = keras.optimizers.LossScaleOptimizer(d_optimizer)
+            g_optimizer = keras.optimizers.LossScaleOptimizer(g_optimizer)
         # D's optimizer doubles as the model's, so LR logging and callbacks find one.
         super().compile(optimizer=d_optimizer)
         self.d_optimizer = d_optimizer
@@ -171,7 +175,9 @@ class DCGAN(keras.Model):
         with tf.GradientTape() as tape:
             predictions = self.discriminator(images, training=True)
             d_loss = self.bce(labels, predictions)
-        gradients = tape.gradient(d_loss, self.discriminator.trainable_variables)
+            # The identity unless the optimizer is a LossScaleOptimizer (fp16).
+            scaled = self.d_optimizer.scale_loss(d_loss)
+        gradients = tape.gradient(scaled, self.discriminator.trainable_variables)
         self.d_optimizer.apply_gradients(zip(gradients, self.discriminator.trainable_variables))
 
         # The generator learns to make D say "real" (0); D's weights stay fixed here.
@@ -179,7 +185,8 @@ class DCGAN(keras.Model):
         with tf.GradientTape() as tape:
             judged = self.discriminator(self.generator(latent, training=True), training=True)
             g_loss = self.bce(tf.zeros((batch_size, 1)), judged)
-        gradients = tape.gradient(g_loss, self.generator.trainable_variables)
+            scaled = self.g_optimizer.scale_loss(g_loss)
+        gradients = tape.gradient(scaled, self.generator.trainable_variables)
         self.g_optimizer.apply_gradients(zip(gradients, self.generator.trainable_variables))
 
         values = {

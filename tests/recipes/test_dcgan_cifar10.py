@@ -10,6 +10,7 @@ import pytest
 from conftest import ROOT, kill_after_epochs, python_env
 from recipes import dcgan_cifar10
 from tfkit.__main__ import main as tfkit_main
+from tfkit.optim import get_optimizer
 
 NARROW = ["--generator-filters", "16", "--discriminator-filters", "16"]
 
@@ -99,3 +100,54 @@ def test_a_killed_gan_resumes_with_every_epoch_once(tmp_path):
     first_epoch = int(re.search(r"Epoch (\d+)/%d" % epochs, result.stdout).group(1)) - 1
     assert first_epoch in (rows_at_kill - 1, rows_at_kill)  # resumed, not restarted
     assert list(pd.read_csv(tmp_path / "run" / "history.csv")["epoch"]) == list(range(epochs))
+
+
+def narrow_gan(**overrides):
+    config = dcgan_cifar10.Config(generator_filters=8, discriminator_filters=8, batch_size=4, **overrides)
+    gan = dcgan_cifar10.DCGAN(
+        dcgan_cifar10.build_generator(config), dcgan_cifar10.build_discriminator(config), config
+    )
+    gan.compile(
+        d_optimizer=get_optimizer("rmsprop", 1e-3, clipvalue=1.0),
+        g_optimizer=get_optimizer("rmsprop", 1e-3, clipvalue=1.0),
+    )
+    return gan
+
+
+def real_batches(count=8):
+    import numpy as np
+    import tensorflow as tf
+
+    images = np.random.default_rng(0).uniform(-1, 1, (count, 32, 32, 3)).astype("float32")
+    return tf.data.Dataset.from_tensor_slices(images).batch(4)
+
+
+def test_backup_holds_both_networks_and_both_optimizers(tmp_path):
+    import numpy as np
+
+    from tfkit.callbacks import AtomicBackupAndRestore
+
+    gan = narrow_gan()
+    backup = AtomicBackupAndRestore(str(tmp_path), delete_checkpoint=False)
+    gan.fit(real_batches(), epochs=1, verbose=0, callbacks=[backup])
+    restored = narrow_gan()
+    restored.load_weights(tmp_path / "latest.weights.h5")
+    for name in ("d_optimizer", "g_optimizer"):
+        saved = [np.asarray(v) for v in getattr(gan, name).variables]
+        loaded = [np.asarray(v) for v in getattr(restored, name).variables]
+        assert any(np.abs(v).sum() > 0 for v in saved[1:]), name  # RMSprop state was trained
+        assert all(np.array_equal(a, b) for a, b in zip(saved, loaded)), name
+    for a, b in zip(gan.generator.get_weights(), restored.generator.get_weights()):
+        assert np.array_equal(a, b)
+
+
+def test_fp16_wraps_both_optimizers_in_loss_scaling():
+    import keras
+    import numpy as np
+
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    gan = narrow_gan()
+    assert isinstance(gan.d_optimizer, keras.optimizers.LossScaleOptimizer)
+    assert isinstance(gan.g_optimizer, keras.optimizers.LossScaleOptimizer)
+    history = gan.fit(real_batches(), epochs=1, verbose=0)
+    assert np.isfinite(history.history["d_loss"][0]) and np.isfinite(history.history["g_loss"][0])
