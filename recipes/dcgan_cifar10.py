@@ -28,7 +28,7 @@ from tfkit.callbacks import AtomicBackupAndRestore, EpochStats, HistoryCSV
 from tfkit.config import TrainConfig, flag
 from tfkit.data.cifar10 import load_cifar10, parse_class
 from tfkit.export import export_for_serving
-from tfkit.hardware import set_mixed_precision
+from tfkit.hardware import set_mixed_precision, use_jit_compile
 from tfkit.images import save_grid
 from tfkit.optim import get_optimizer
 from tfkit.errors import DataError
@@ -71,6 +71,8 @@ class Config(TrainConfig):
         for name in ("latent_dim", "generator_filters", "discriminator_filters", "num_samples"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1. Received: {name}={getattr(self, name)}")
+        if not 0 <= self.dropout < 1:
+            raise ValueError(f"dropout must be in [0, 1). Received: dropout={self.dropout}")
         if self.quality_samples < 2:
             raise ValueError(f"quality_samples must be >= 2. Received: {self.quality_samples}")
         for name in ("label_noise", "label_smoothing", "flip_labels"):
@@ -132,13 +134,13 @@ class DCGAN(keras.Model):
         }
         self.built = True  # both networks are built functional models
 
-    def compile(self, d_optimizer, g_optimizer):
+    def compile(self, d_optimizer, g_optimizer, jit_compile=False):
         if keras.mixed_precision.global_policy().name == "mixed_float16":
             # fit() wraps only the model's own optimizer; these two need it by hand.
             d_optimizer = keras.optimizers.LossScaleOptimizer(d_optimizer)
             g_optimizer = keras.optimizers.LossScaleOptimizer(g_optimizer)
         # D's optimizer doubles as the model's, so LR logging and callbacks find one.
-        super().compile(optimizer=d_optimizer)
+        super().compile(optimizer=d_optimizer, jit_compile=jit_compile)
         self.d_optimizer = d_optimizer
         self.g_optimizer = g_optimizer
         # Built now, so a backup restores both optimizers' state (keras-io#729 lost it).
@@ -282,6 +284,7 @@ def main(argv=None):
     gan.compile(
         d_optimizer=get_optimizer(config.optimizer, config.learning_rate, *clipping),
         g_optimizer=get_optimizer(config.optimizer, config.generator_learning_rate, *clipping),
+        jit_compile=use_jit_compile(config.jit_compile, helps_on_cpu=False),
     )
     rng = np.random.default_rng(config.seed)  # fixed latents: epochs stay comparable
     grid_latent = rng.normal(size=(config.num_samples, config.latent_dim)).astype("float32")

@@ -19,7 +19,7 @@ from keras import layers
 
 from tfkit import cli
 from tfkit.callbacks import standard_callbacks
-from tfkit.config import TrainConfig, flag
+from tfkit.config import ClassifierConfig, flag
 from tfkit.data.imdb import load_imdb
 from tfkit.data.text import adapt_vectorizer, text_datasets
 from tfkit.export import export_text_classifier
@@ -36,7 +36,7 @@ XLA_HELPS_ON_CPU = False
 
 
 @dataclass
-class Config(TrainConfig):
+class Config(ClassifierConfig):
     max_features: int = flag(10_000, "vocabulary size (002 §2.2: max_features = 10000)")
     max_len: int = flag(500, "tokens kept per review, the last ones (002 §2.2: max_len = 500)")
     embedding_dim: int = flag(128, "embedding width (002 §2.2: Embedding(max_features, 128))")

@@ -21,7 +21,7 @@ from keras import layers
 
 from tfkit import cli
 from tfkit.callbacks import standard_callbacks
-from tfkit.config import TrainConfig, flag
+from tfkit.config import ClassifierConfig, flag
 from tfkit.data.imdb import load_imdb
 from tfkit.data.text import adapt_vectorizer, text_datasets
 from tfkit.export import export_text_classifier
@@ -42,7 +42,7 @@ BF16_HELPS_ON_CPU = {"simple_rnn": False, "lstm": False, "gru": False, "cnn_lstm
 
 
 @dataclass
-class Config(TrainConfig):
+class Config(ClassifierConfig):
     cell: str = flag("simple_rnn", "recurrent layer (002 §3.6: SimpleRNN, or LSTM)", CELLS)
     bidirectional: bool = flag(False, "wrap the recurrent layer in Bidirectional (002 §4.4.1)")
     max_features: int = flag(10_000, "vocabulary size (002 §3.6: max_features = 10000)")

@@ -3,12 +3,12 @@ import dataclasses
 import pytest
 
 from tfkit.cli import build_parser, parse_config
-from tfkit.config import TrainConfig, parse_class_weight
+from tfkit.config import ClassifierConfig, TrainConfig, parse_class_weight
 
 
 def test_every_field_is_a_flag_with_its_default_in_help():
-    help_text = build_parser(TrainConfig).format_help()
-    for field in dataclasses.fields(TrainConfig):
+    help_text = build_parser(ClassifierConfig).format_help()
+    for field in dataclasses.fields(ClassifierConfig):
         assert "--" + field.name.replace("_", "-") in help_text
     assert "(default: rmsprop)" in help_text
     assert "(default: 0.5)" in help_text  # reduce-lr-factor
@@ -16,7 +16,7 @@ def test_every_field_is_a_flag_with_its_default_in_help():
 
 def test_flags_become_a_typed_config():
     config = parse_config(
-        TrainConfig,
+        ClassifierConfig,
         ["--epochs", "3", "--clipnorm", "1.0", "--no-export", "--class-weight", "0=1,1=3"],
     )
     assert config.epochs == 3 and config.clipnorm == 1.0 and config.export is False
@@ -43,7 +43,7 @@ def test_flags_become_a_typed_config():
 )
 def test_impossible_values_exit_2_with_one_line(argv, words, capsys):
     with pytest.raises(SystemExit) as exit_info:
-        parse_config(TrainConfig, argv, prog="recipe")
+        parse_config(ClassifierConfig, argv, prog="recipe")
     assert exit_info.value.code == 2
     error_lines = capsys.readouterr().err.strip().splitlines()
     assert len(error_lines) == 1
@@ -56,3 +56,9 @@ def test_class_weight_forms():
     assert parse_class_weight("0=1,1=3.5") == {0: 1.0, 1: 3.5}
     with pytest.raises(ValueError, match="must be > 0"):
         parse_class_weight("0=0,1=1")
+
+
+def test_a_gan_has_no_classifier_flags():
+    help_text = build_parser(TrainConfig).format_help()
+    assert "--epochs" in help_text and "--clipvalue" in help_text
+    assert "--class-weight" not in help_text and "--early-stopping-patience" not in help_text

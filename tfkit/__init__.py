@@ -12,6 +12,7 @@ __version__ = "0.1.0"
 _PUBLIC_API = {
     # Configuration and the command line.
     "TrainConfig": "tfkit.config",
+    "ClassifierConfig": "tfkit.config",
     "flag": "tfkit.config",
     "parse_config": "tfkit.cli",
     "DataError": "tfkit.errors",

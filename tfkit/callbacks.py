@@ -123,7 +123,7 @@ def standard_callbacks(config, run_dir, train_examples, monitor="val_loss"):
     """The callbacks every recipe trains with, in the order they must run.
 
     Args:
-        config: a `TrainConfig` (patience, LR factor).
+        config: a `ClassifierConfig` (patience, LR factor).
         run_dir: the run folder; `best.keras`, `history.csv`, `logs/` and `backup/`
             go there.
         train_examples: training examples per epoch, for `examples_per_second`.

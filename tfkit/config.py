@@ -26,7 +26,7 @@ def flag(default, help, choices=None):
 
 @dataclass
 class TrainConfig:
-    """Settings shared by every recipe. Each field is a `--flag-name`."""
+    """Settings shared by every recipe, classifier or GAN. Each field is a `--flag-name`."""
 
     # Data.
     data: str = flag("tfds", "where the data comes from", DATA_SOURCES)
@@ -34,9 +34,6 @@ class TrainConfig:
         None, "TFDS data directory (--data tfds) or the dataset's local copy (--data dir)"
     )
     max_examples: int | None = flag(None, "cap each split at N examples, for a quick run")
-    validation_split: float = flag(
-        0.2, "fraction of the training split held out for validation (002 §2.2 uses 0.2)"
-    )
     seed: int = flag(1337, "seed for the data split, synthetic data and weights")
 
     # Optimisation.
@@ -51,22 +48,6 @@ class TrainConfig:
     global_clipnorm: float | None = flag(
         None, "clip all gradients together to this L2 norm (the choice under a strategy)"
     )
-    class_weight: str = flag(
-        "none", "none | balanced (from label counts) | explicit, e.g. 0=1,1=3 (000, 004)"
-    )
-
-    # Regularisation.
-    l2: float = flag(0.0, "L2 kernel regulariser on the layers that have kernels (000, 001)")
-    dropout: float = flag(0.0, "dropout rate before the output layer (002 §1.9)")
-
-    # Callbacks.
-    early_stopping_patience: int = flag(
-        3, "epochs without val_loss improvement before stopping, best weights restored (004)"
-    )
-    reduce_lr_patience: int = flag(
-        2, "epochs without val_loss improvement before the LR is cut (002 §1.22)"
-    )
-    reduce_lr_factor: float = flag(0.5, "factor the LR is cut by (002 §1.22: halve it)")
 
     # Speed.
     jit_compile: str = flag(
@@ -116,6 +97,54 @@ class TrainConfig:
             f"optimizer must be one of {', '.join(OPTIMIZERS)}",
             optimizer=self.optimizer,
         )
+        _check(
+            self.max_examples is None or self.max_examples >= 2,
+            "max_examples must be >= 2 (one for training, one for validation)",
+            max_examples=self.max_examples,
+        )
+        _check(
+            self.data in DATA_SOURCES,
+            f"data must be one of {', '.join(DATA_SOURCES)}",
+            data=self.data,
+        )
+        _check(
+            self.data != "dir" or self.data_dir is not None,
+            "--data dir needs --data-dir pointing at the dataset's local copy",
+            data_dir=self.data_dir,
+        )
+        _check(
+            self.data != "dir" or os.path.isdir(self.data_dir),
+            "data_dir is not a folder; give the path of the dataset's local copy",
+            data_dir=self.data_dir,
+        )
+
+
+@dataclass
+class ClassifierConfig(TrainConfig):
+    """What a classifier adds: validation, class weights, regularisation, LR callbacks."""
+
+    validation_split: float = flag(
+        0.2, "fraction of the training split held out for validation (002 §2.2 uses 0.2)"
+    )
+    class_weight: str = flag(
+        "none", "none | balanced (from label counts) | explicit, e.g. 0=1,1=3 (000, 004)"
+    )
+
+    # Regularisation.
+    l2: float = flag(0.0, "L2 kernel regulariser on the layers that have kernels (000, 001)")
+    dropout: float = flag(0.0, "dropout rate before the output layer (002 §1.9)")
+
+    # Callbacks.
+    early_stopping_patience: int = flag(
+        3, "epochs without val_loss improvement before stopping, best weights restored (004)"
+    )
+    reduce_lr_patience: int = flag(
+        2, "epochs without val_loss improvement before the LR is cut (002 §1.22)"
+    )
+    reduce_lr_factor: float = flag(0.5, "factor the LR is cut by (002 §1.22: halve it)")
+
+    def __post_init__(self):
+        super().__post_init__()
         _check(self.l2 >= 0, "l2 must be >= 0", l2=self.l2)
         _check(0 <= self.dropout < 1, "dropout must be in [0, 1)", dropout=self.dropout)
         _check(
@@ -137,26 +166,6 @@ class TrainConfig:
             0 < self.reduce_lr_factor < 1,
             "reduce_lr_factor must be in (0, 1)",
             reduce_lr_factor=self.reduce_lr_factor,
-        )
-        _check(
-            self.max_examples is None or self.max_examples >= 2,
-            "max_examples must be >= 2 (one for training, one for validation)",
-            max_examples=self.max_examples,
-        )
-        _check(
-            self.data in DATA_SOURCES,
-            f"data must be one of {', '.join(DATA_SOURCES)}",
-            data=self.data,
-        )
-        _check(
-            self.data != "dir" or self.data_dir is not None,
-            "--data dir needs --data-dir pointing at the dataset's local copy",
-            data_dir=self.data_dir,
-        )
-        _check(
-            self.data != "dir" or os.path.isdir(self.data_dir),
-            "data_dir is not a folder; give the path of the dataset's local copy",
-            data_dir=self.data_dir,
         )
         parse_class_weight(self.class_weight)  # raises ValueError when malformed
 
