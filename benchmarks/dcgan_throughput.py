@@ -125,7 +125,7 @@ def throughput(args):
     }
 
 
-def quality(args, precision):
+def quality(args, precision, seed):
     # The recipe's own log goes to stderr: stdout carries only the JSON lines.
     with tempfile.TemporaryDirectory() as run_dir, contextlib.redirect_stdout(sys.stderr):
         dcgan_cifar10.main(
@@ -134,7 +134,7 @@ def quality(args, precision):
                 "--epochs", str(args.quality_epochs), "--mixed-precision", precision,
                 "--generator-filters", str(args.quality_filters),
                 "--discriminator-filters", str(args.quality_filters),
-                "--run-dir", run_dir, "--no-export",
+                "--seed", str(seed), "--run-dir", run_dir, "--no-export",
             ]
         )  # fmt: skip
         with open(os.path.join(run_dir, "metrics.json")) as file:
@@ -143,6 +143,7 @@ def quality(args, precision):
     return {
         "benchmark": "dcgan_pixel_kid",
         "mixed_precision_flag": precision,
+        "seed": seed,
         "policy": metrics["mixed_precision"],
         "epochs": args.quality_epochs,
         "examples": args.quality_examples,
@@ -166,11 +167,20 @@ def main():
     parser.add_argument("--quality-epochs", type=int, default=0, help="0 skips the quality check")
     parser.add_argument("--quality-examples", type=int, default=400)
     parser.add_argument("--quality-filters", type=int, default=32)
+    parser.add_argument("--quality-seeds", type=int, default=3, help="runs per precision")
+    parser.add_argument("--skip-throughput", action="store_true")
     args = parser.parse_args()
-    print(json.dumps(throughput(args)), flush=True)
+    if not args.skip_throughput:
+        print(json.dumps(throughput(args)), flush=True)
     if args.quality_epochs:
         for precision in ("off", args.mixed_precision):
-            print(json.dumps(quality(args, precision)), flush=True)
+            runs = [quality(args, precision, seed) for seed in range(args.quality_seeds)]
+            for run in runs:
+                print(json.dumps(run), flush=True)
+            finals = [run["final_pixel_kid"] for run in runs]
+            summary = {"benchmark": "dcgan_pixel_kid_mean", "mixed_precision_flag": precision}
+            summary.update(mean_final=round(float(np.mean(finals)), 4), finals=finals)
+            print(json.dumps(summary), flush=True)
 
 
 if __name__ == "__main__":

@@ -40,7 +40,7 @@ RECIPE = "dcgan_cifar10"
 @dataclass
 class Config(TrainConfig):
     image_class: str = flag(
-        "frog", "CIFAR-10 class to learn: a name, an id 0-9, or all (002 §6: frogs)"
+        "frog", "CIFAR-10 class to learn: a name, an id 0-9, or all (002 §6: frogs)", name="--class"
     )
     latent_dim: int = flag(32, "size of the latent vector (002 §6.1: latent_dim = 32)")
     generator_filters: int = flag(256, "filters of the generator's convolutions (002 §6.1: 256)")
@@ -146,7 +146,7 @@ class DCGAN(keras.Model):
         # Built now, so a backup restores both optimizers' state (keras-io#729 lost it).
         d_optimizer.build(self.discriminator.trainable_variables)
         g_optimizer.build(self.generator.trainable_variables)
-        self.bce = keras.losses.BinaryCrossentropy()
+        self.bce = keras.losses.BinaryCrossentropy(reduction=None)
 
     @property
     def metrics(self):
@@ -176,7 +176,10 @@ class DCGAN(keras.Model):
 
         with tf.GradientTape() as tape:
             predictions = self.discriminator(images, training=True)
-            d_loss = self.bce(labels, predictions)
+            d_losses = self.bce(labels, predictions)
+            # Divided by the global batch, so replicas' gradients sum to the mean under
+            # any tf.distribute strategy (a plain mean on one device).
+            d_loss = tf.nn.compute_average_loss(d_losses)
             # The identity unless the optimizer is a LossScaleOptimizer (fp16).
             scaled = self.d_optimizer.scale_loss(d_loss)
         gradients = tape.gradient(scaled, self.discriminator.trainable_variables)
@@ -186,16 +189,17 @@ class DCGAN(keras.Model):
         latent = keras.random.normal((batch_size, self.config.latent_dim), seed=self.seed_generator)
         with tf.GradientTape() as tape:
             judged = self.discriminator(self.generator(latent, training=True), training=True)
-            g_loss = self.bce(tf.zeros((batch_size, 1)), judged)
+            g_losses = self.bce(tf.zeros((batch_size, 1)), judged)
+            g_loss = tf.nn.compute_average_loss(g_losses)
             scaled = self.g_optimizer.scale_loss(g_loss)
         gradients = tape.gradient(scaled, self.generator.trainable_variables)
         self.g_optimizer.apply_gradients(zip(gradients, self.generator.trainable_variables))
 
         values = {
             # "loss" exists so TerminateOnNaN, which reads only that key, guards both losses.
-            "loss": d_loss + g_loss,
-            "d_loss": d_loss,
-            "g_loss": g_loss,
+            "loss": tf.reduce_mean(d_losses) + tf.reduce_mean(g_losses),
+            "d_loss": tf.reduce_mean(d_losses),
+            "g_loss": tf.reduce_mean(g_losses),
             "d_accuracy_real": tf.reduce_mean(tf.cast(predictions[batch_size:] < 0.5, tf.float32)),
             "d_accuracy_fake": tf.reduce_mean(tf.cast(predictions[:batch_size] >= 0.5, tf.float32)),
         }

@@ -38,7 +38,7 @@ def build_parser(config_class, prog=None, description=None):
     )
     hints = typing.get_type_hints(config_class)
     for config_field in dataclasses.fields(config_class):
-        name = "--" + config_field.name.replace("_", "-")
+        name = config_field.metadata.get("name") or "--" + config_field.name.replace("_", "-")
         kind = _base_type(hints[config_field.name])
         options = {
             "default": config_field.default,
@@ -49,7 +49,7 @@ def build_parser(config_class, prog=None, description=None):
             options["action"] = argparse.BooleanOptionalAction
         else:
             options["type"] = kind
-            options["metavar"] = config_field.name.upper()
+            options["metavar"] = name.lstrip("-").replace("-", "_").upper()
             if "choices" in config_field.metadata:
                 options["choices"] = config_field.metadata["choices"]
                 options["metavar"] = "{" + ",".join(config_field.metadata["choices"]) + "}"

@@ -16,11 +16,17 @@ MIXED_PRECISION = ("auto", "off", "bf16", "fp16")
 JIT_COMPILE = ("auto", "on", "off")
 
 
-def flag(default, help, choices=None):
-    """A config field that is also a command-line flag with this help text."""
+def flag(default, help, choices=None, name=None):
+    """A config field that is also a command-line flag with this help text.
+
+    `name` overrides the flag's spelling, for a field whose natural flag is a Python
+    keyword (the GAN's `--class` is the field `image_class`).
+    """
     metadata = {"help": help}
     if choices:
         metadata["choices"] = choices
+    if name:
+        metadata["name"] = name
     return field(default=default, metadata=metadata)
 
 

@@ -54,7 +54,7 @@ def test_kernel_distance_separates_real_from_noise():
 
 def test_bad_gan_flags_exit_2(capsys):
     with pytest.raises(SystemExit) as exit_info:
-        dcgan_cifar10.main(["--image-class", "dragon"])
+        dcgan_cifar10.main(["--class", "dragon"])
     assert exit_info.value.code == 2
     assert "CIFAR-10 class name" in capsys.readouterr().err
 
@@ -79,6 +79,8 @@ def test_a_few_steps_write_grids_history_and_a_servable_generator(tmp_path):
     assert result.returncode == 0 and "ok" in result.stdout, result.stderr[-2000:]
     assert json.loads((run / "metrics.json").read_text())["train_examples"] == 40
     assert "pixel_kid" in history and (run / "curves.png").exists()
+    # TerminateOnNaN reads only "loss": it is the sum of both, so a NaN in either stops.
+    assert (history["loss"] - history["d_loss"] - history["g_loss"]).abs().max() < 1e-5
 
     # `python -m tfkit sample` draws from the newest version.
     tfkit_main(["sample", str(tmp_path / "export"), "--n", "4", "--out", str(tmp_path / "g.png")])
