@@ -30,7 +30,7 @@ from tfkit.data.cifar10 import load_cifar10, parse_class
 from tfkit.export import export_for_serving
 from tfkit.hardware import set_mixed_precision, use_jit_compile
 from tfkit.images import save_grid
-from tfkit.optim import get_optimizer
+from tfkit.optim import optimizer_from_config
 from tfkit.errors import DataError
 from tfkit.runs import plot_history, start_run, write_json
 
@@ -284,10 +284,9 @@ def main(argv=None):
 
     run_dir = start_run(RECIPE, config)
     gan = DCGAN(build_generator(config), build_discriminator(config), config)
-    clipping = (config.clipnorm, config.clipvalue, config.global_clipnorm)
     gan.compile(
-        d_optimizer=get_optimizer(config.optimizer, config.learning_rate, *clipping),
-        g_optimizer=get_optimizer(config.optimizer, config.generator_learning_rate, *clipping),
+        d_optimizer=optimizer_from_config(config),
+        g_optimizer=optimizer_from_config(config, config.generator_learning_rate),
         jit_compile=use_jit_compile(config.jit_compile, helps_on_cpu=False),
     )
     rng = np.random.default_rng(config.seed)  # fixed latents: epochs stay comparable

@@ -20,12 +20,11 @@ from keras import layers
 from tfkit import cli
 from tfkit.callbacks import standard_callbacks
 from tfkit.config import ClassifierConfig, flag
-from tfkit.data.imdb import load_imdb
-from tfkit.data.text import adapt_vectorizer, text_datasets
+from tfkit.data.text import imdb_text_datasets
 from tfkit.export import export_text_classifier
 from tfkit.hardware import set_mixed_precision, use_jit_compile
 from tfkit.metrics import binary_metrics
-from tfkit.optim import class_weight_from_labels, get_optimizer
+from tfkit.optim import class_weight_from_labels, optimizer_from_config
 from tfkit.runs import finish_run, start_run
 
 RECIPE = "imdb_conv1d"
@@ -84,26 +83,15 @@ def main(argv=None):
     keras.utils.set_random_seed(config.seed)
     policy = set_mixed_precision(config.mixed_precision, BF16_HELPS_ON_CPU)
 
-    # Data: raw text, split 80/20 for validation; the test split is used once, at the end.
-    splits = load_imdb(
-        config.data, config.data_dir, config.seed, config.validation_split, config.max_examples
-    )
-    vectorizer = adapt_vectorizer(splits.train[0], config.max_features)
-    train, val, test = text_datasets(
-        splits, vectorizer, config.max_len, config.batch_size, config.seed
-    )
+    # Data: raw text, 20% of the training split held out for validation; the vectorizer
+    # is adapted on the training text; the test split is used once, at the end.
+    splits, vectorizer, (train, val, test) = imdb_text_datasets(config)
 
     # Model and training.
     run_dir = start_run(RECIPE, config)
     model = build_model(config)
     model.compile(
-        optimizer=get_optimizer(
-            config.optimizer,
-            config.learning_rate,
-            config.clipnorm,
-            config.clipvalue,
-            config.global_clipnorm,
-        ),
+        optimizer=optimizer_from_config(config),
         loss="binary_crossentropy",
         metrics=binary_metrics(),
         jit_compile=use_jit_compile(config.jit_compile, XLA_HELPS_ON_CPU),

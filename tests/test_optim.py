@@ -34,3 +34,15 @@ def test_balanced_class_weights_follow_label_counts():
     assert weights[0] * 90 == pytest.approx(weights[1] * 10)
     assert class_weight_from_labels(labels, "none") is None
     assert class_weight_from_labels(labels, "0=1,1=9") == {0: 1.0, 1: 9.0}
+
+
+def test_optimizer_from_config_reads_the_flags():
+    from tfkit.config import TrainConfig
+    from tfkit.optim import optimizer_from_config
+
+    config = TrainConfig(optimizer="adam", learning_rate=0.01, global_clipnorm=2.0)
+    optimizer = optimizer_from_config(config)
+    assert type(optimizer).__name__ == "Adam" and optimizer.global_clipnorm == 2.0
+    assert float(np.asarray(optimizer.learning_rate)) == pytest.approx(0.01)
+    other = optimizer_from_config(config, learning_rate=0.5)
+    assert float(np.asarray(other.learning_rate)) == pytest.approx(0.5)

@@ -21,8 +21,10 @@ _PUBLIC_API = {
     "load_imdb": "tfkit.data.imdb",
     "adapt_vectorizer": "tfkit.data.text",
     "text_datasets": "tfkit.data.text",
+    "imdb_text_datasets": "tfkit.data.text",
     # Training set-up.
     "get_optimizer": "tfkit.optim",
+    "optimizer_from_config": "tfkit.optim",
     "class_weight_from_labels": "tfkit.optim",
     "binary_metrics": "tfkit.metrics",
     "standard_callbacks": "tfkit.callbacks",

@@ -30,6 +30,22 @@ def get_optimizer(name, learning_rate, clipnorm=None, clipvalue=None, global_cli
     return keras.optimizers.get({"class_name": name, "config": config})
 
 
+def optimizer_from_config(config, learning_rate=None):
+    """`get_optimizer` from a config's `--optimizer`, `--learning-rate` and clipping flags.
+
+    Args:
+        config: a `TrainConfig`.
+        learning_rate: overrides `config.learning_rate` (the GAN's generator has its own).
+    """
+    return get_optimizer(
+        config.optimizer,
+        config.learning_rate if learning_rate is None else learning_rate,
+        clipnorm=config.clipnorm,
+        clipvalue=config.clipvalue,
+        global_clipnorm=config.global_clipnorm,
+    )
+
+
 def class_weight_from_labels(labels, spec="balanced"):
     """Class weights for `fit(class_weight=...)` from `--class-weight`.
 

@@ -44,6 +44,26 @@ def vectorize(vectorizer, texts, sequence_length, batch_size=2048):
     return np.concatenate(list(dataset.as_numpy_iterator()))
 
 
+def imdb_text_datasets(config):
+    """IMDB as the text recipes train on it, from a `ClassifierConfig` with text fields.
+
+    Loads the reviews from `--data`, adapts the vectorizer on the training text
+    (`config.max_features` words) and builds the `(train, val, test)` pipelines of
+    `config.max_len` token ids.
+
+    Returns:
+        `(splits, vectorizer, (train, val, test))`.
+    """
+    from tfkit.data.imdb import load_imdb
+
+    splits = load_imdb(
+        config.data, config.data_dir, config.seed, config.validation_split, config.max_examples
+    )
+    vectorizer = adapt_vectorizer(splits.train[0], config.max_features)
+    datasets = text_datasets(splits, vectorizer, config.max_len, config.batch_size, config.seed)
+    return splits, vectorizer, datasets
+
+
 def text_datasets(splits, vectorizer, sequence_length, batch_size, seed):
     """Batched `tf.data` pipelines of `(token ids, label)` for train, validation and test.
 
