@@ -17,6 +17,7 @@ import tfkit.quiet  # noqa: F401  (first: hides TensorFlow's C++ start-up lines)
 
 import os
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 import tensorflow as tf
@@ -39,6 +40,8 @@ RECIPE = "dcgan_cifar10"
 
 @dataclass
 class Config(TrainConfig):
+    OBJECTIVES: ClassVar[tuple] = ("pixel_kid", "d_loss", "g_loss", "loss")
+
     image_class: str = flag(
         "frog", "CIFAR-10 class to learn: a name, an id 0-9, or all (002 §6: frogs)", name="--class"
     )
@@ -68,6 +71,8 @@ class Config(TrainConfig):
     def __post_init__(self):
         super().__post_init__()
         parse_class(self.image_class)
+        if self.tune:
+            raise ValueError("--tune is not available for the DCGAN yet; train without it")
         for name in ("latent_dim", "generator_filters", "discriminator_filters", "num_samples"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1. Received: {name}={getattr(self, name)}")

@@ -13,6 +13,7 @@ the model, so the served model reads raw text.
 import tfkit.quiet  # noqa: F401  (first: hides TensorFlow's C++ start-up lines)
 
 from dataclasses import dataclass
+from functools import partial
 
 import keras
 from keras import layers
@@ -20,12 +21,13 @@ from keras import layers
 from tfkit import cli
 from tfkit.callbacks import standard_callbacks
 from tfkit.config import ClassifierConfig, flag
-from tfkit.data.text import imdb_text_datasets
+from tfkit.data.text import imdb_text_datasets, text_search_arguments
 from tfkit.export import export_text_classifier
 from tfkit.hardware import set_mixed_precision, use_jit_compile
 from tfkit.metrics import binary_metrics
 from tfkit.optim import class_weight_from_labels, optimizer_from_config
 from tfkit.runs import finish_run, start_run
+from tfkit.tune import search
 
 RECIPE = "imdb_conv1d"
 # Measured on CPU (benchmarks/text_throughput.py --explore, the two sides alternating
@@ -55,19 +57,16 @@ class Config(ClassifierConfig):
 
 
 def build_model(config):
-    """002 §2.2's model on token ids of shape (batch, max_len)."""
+    """002 §2.2's model on token ids of shape (batch, max_len), compiled."""
     l2 = keras.regularizers.L2(config.l2) if config.l2 else None
-    return keras.Sequential(
+    model = keras.Sequential(
         [
             keras.Input(shape=(config.max_len,), dtype="int32"),
             layers.Embedding(config.max_features, config.embedding_dim),
-            layers.Conv1D(
-                config.filters, 7, activation="relu", kernel_regularizer=l2
-            ),  # 500-7+1 = 494
-            layers.MaxPooling1D(5),  # 494/5 = 98
-            layers.Conv1D(
-                config.filters, 7, activation="relu", kernel_regularizer=l2
-            ),  # 98-7+1 = 92
+            # 500-7+1 = 494 steps, pooled by 5 to 98, then 98-7+1 = 92.
+            layers.Conv1D(config.filters, 7, activation="relu", kernel_regularizer=l2),
+            layers.MaxPooling1D(5),
+            layers.Conv1D(config.filters, 7, activation="relu", kernel_regularizer=l2),
             layers.GlobalMaxPooling1D(),
             layers.Dropout(config.dropout),  # --dropout; 0 (the document's model) is a no-op
             # The document's Dense(1) has no activation, yet its binary_crossentropy reads
@@ -76,6 +75,25 @@ def build_model(config):
         ],
         name=RECIPE,
     )
+    model.compile(
+        optimizer=optimizer_from_config(config),
+        loss="binary_crossentropy",
+        metrics=binary_metrics(),
+        jit_compile=use_jit_compile(config.jit_compile, XLA_HELPS_ON_CPU),
+    )
+    return model
+
+
+def search_space(hp):
+    """002 §7.3's order: learning rate; then batch size and optimizer; then dropout, L2, width."""
+    return {
+        "learning_rate": hp.Float("learning_rate", 1e-5, 1e-2, sampling="log"),
+        "batch_size": hp.Choice("batch_size", [64, 128, 256]),
+        "optimizer": hp.Choice("optimizer", ["rmsprop", "adam"]),
+        "dropout": hp.Float("dropout", 0.0, 0.5, step=0.1),
+        "l2": hp.Choice("l2", [0.0, 1e-5, 1e-4]),
+        "filters": hp.Choice("filters", [16, 32, 64]),
+    }
 
 
 def main(argv=None):
@@ -86,16 +104,19 @@ def main(argv=None):
     # Data: raw text, 20% of the training split held out for validation; the vectorizer
     # is adapted on the training text; the test split is used once, at the end.
     splits, vectorizer, (train, val, test) = imdb_text_datasets(config)
+    if config.tune:  # a keras-tuner search over search_space instead of one run
+        search(
+            RECIPE,
+            config,
+            build_model,
+            search_space,
+            partial(text_search_arguments, splits=splits, vectorizer=vectorizer),
+        )
+        return
 
     # Model and training.
     run_dir = start_run(RECIPE, config)
     model = build_model(config)
-    model.compile(
-        optimizer=optimizer_from_config(config),
-        loss="binary_crossentropy",
-        metrics=binary_metrics(),
-        jit_compile=use_jit_compile(config.jit_compile, XLA_HELPS_ON_CPU),
-    )
     model.summary()
     model.fit(
         train,

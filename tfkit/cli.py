@@ -11,7 +11,7 @@ import sys
 import types
 import typing
 
-from tfkit.errors import DataError, RunStateError
+from tfkit.errors import DataError, RunStateError, UsageError
 
 USAGE_ERROR = 2
 FAILURE = 1
@@ -71,19 +71,23 @@ def run(main, argv=None):
     """Runs a recipe's `main`, turning a user-fixable error into one line and an exit status."""
     try:
         main(sys.argv[1:] if argv is None else argv)
-    except (DataError, RunStateError) as error:
+    except DataError as error:
+        # Not sys.exit: a failed TFDS download leaves non-daemon threads retrying for
+        # minutes, and the interpreter would wait for them before exiting.
+        _fail(FAILURE, f"error: {error}", exit=os._exit)
+    except RunStateError as error:
         _fail(FAILURE, f"error: {error}")
+    except UsageError as error:
+        _fail(USAGE_ERROR, f"error: {error}")
     except KeyboardInterrupt:
         _fail(130, "interrupted; re-run the same command with the same --run-dir to resume")
 
 
-def _fail(status, line):
+def _fail(status, line, exit=sys.exit):
     print(line, file=sys.stderr)
     sys.stdout.flush()
     sys.stderr.flush()
-    # Not sys.exit: a failed TFDS download leaves non-daemon threads retrying for
-    # minutes, and the interpreter would wait for them before exiting.
-    os._exit(status)
+    exit(status)
 
 
 def _base_type(hint):

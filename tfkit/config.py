@@ -9,11 +9,13 @@ TensorFlow: bad values are rejected before any heavy work starts.
 import dataclasses
 import os
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 OPTIMIZERS = ("rmsprop", "adam", "adamw", "sgd", "nadam", "adagrad", "adadelta")
 DATA_SOURCES = ("tfds", "dir", "synthetic")
 MIXED_PRECISION = ("auto", "off", "bf16", "fp16")
 JIT_COMPILE = ("auto", "on", "off")
+TUNERS = ("random", "bayesian", "hyperband", "grid")
 
 
 def flag(default, help, choices=None, name=None):
@@ -33,6 +35,9 @@ def flag(default, help, choices=None, name=None):
 @dataclass
 class TrainConfig:
     """Settings shared by every recipe, classifier or GAN. Each field is a `--flag-name`."""
+
+    # What --objective may name: quantities this kind of model logs, the default first.
+    OBJECTIVES: ClassVar[tuple] = ("loss",)
 
     # Data.
     data: str = flag("tfds", "where the data comes from", DATA_SOURCES)
@@ -74,8 +79,27 @@ class TrainConfig:
     )
     export: bool = flag(True, "export the trained model for TF Serving")
 
+    # Hyperparameter search (002 §7.6), over the recipe's search_space.
+    tune: bool = flag(False, "search hyperparameters with keras-tuner instead of one run")
+    tuner: str = flag("random", "search algorithm (002 §7.6: grid, random, Bayesian)", TUNERS)
+    max_trials: int = flag(10, "trials to run (Hyperband spends --epochs instead)")
+    executions_per_trial: int = flag(1, "trainings per trial, averaged, to tame noise")
+    objective: str | None = flag(None, "logged quantity to optimise; default: the recipe's")
+    overwrite: bool = flag(False, "start the search afresh instead of resuming it")
+
     def __post_init__(self):
         _check(self.epochs >= 1, "epochs must be >= 1", epochs=self.epochs)
+        _check(self.max_trials >= 1, "max_trials must be >= 1", max_trials=self.max_trials)
+        _check(
+            self.executions_per_trial >= 1,
+            "executions_per_trial must be >= 1",
+            executions_per_trial=self.executions_per_trial,
+        )
+        _check(
+            self.objective is None or self.objective in self.OBJECTIVES,
+            f"objective must be one this model logs: {', '.join(self.OBJECTIVES)}",
+            objective=self.objective,
+        )
         _check(self.batch_size >= 1, "batch_size must be >= 1", batch_size=self.batch_size)
         _check(
             self.learning_rate > 0, "learning_rate must be > 0", learning_rate=self.learning_rate
@@ -128,6 +152,12 @@ class TrainConfig:
 @dataclass
 class ClassifierConfig(TrainConfig):
     """What a classifier adds: validation, class weights, regularisation, LR callbacks."""
+
+    OBJECTIVES: ClassVar[tuple] = tuple(
+        prefix + name
+        for prefix in ("val_", "")
+        for name in ("loss", "accuracy", "auc", "precision", "recall", "f1")
+    )
 
     validation_split: float = flag(
         0.2, "fraction of the training split held out for validation (002 §2.2 uses 0.2)"

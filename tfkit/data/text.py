@@ -64,6 +64,22 @@ def imdb_text_datasets(config):
     return splits, vectorizer, datasets
 
 
+def text_search_arguments(config, splits, vectorizer):
+    """`model.fit` arguments for one search trial of a text recipe, at its batch size."""
+    from tfkit.optim import class_weight_from_labels
+    from tfkit.tune import trial_callbacks
+
+    train, val, _ = text_datasets(
+        splits, vectorizer, config.max_len, config.batch_size, config.seed
+    )
+    return {
+        "x": train,
+        "validation_data": val,
+        "class_weight": class_weight_from_labels(splits.train[1], config.class_weight),
+        "callbacks": trial_callbacks(config),
+    }
+
+
 def text_datasets(splits, vectorizer, sequence_length, batch_size, seed):
     """Batched `tf.data` pipelines of `(token ids, label)` for train, validation and test.
 

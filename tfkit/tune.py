@@ -1,0 +1,212 @@
+"""Hyperparameter search with keras-tuner, from a recipe's own flags and model code.
+
+A recipe declares `search_space(hp)`, which returns config overrides in 002 §7.3's
+order of importance, and keeps one `build_model(config)`; a trial's model is
+`build_model(replace(config, **search_space(hp)))`. The search folder holds
+keras-tuner's own state (so a re-run resumes), `trials.csv` (rewritten as each
+trial ends), `best.json`, and `search.json`, which records what the folder was
+made with so that a resume never mixes tuners or keras-tuner versions.
+"""
+
+import dataclasses
+import json
+import os
+import time
+
+import keras_tuner
+import pandas as pd
+
+from tfkit.errors import UsageError
+from tfkit.runs import write_atomic, write_json
+
+TUNERS = {
+    "random": keras_tuner.RandomSearch,
+    "bayesian": keras_tuner.BayesianOptimization,
+    "hyperband": keras_tuner.Hyperband,
+    "grid": keras_tuner.GridSearch,
+}
+PROJECT = "search"  # keras-tuner's own subfolder
+
+
+def direction(objective):
+    """ "min" for losses and distances, "max" for scores such as accuracy or AUC."""
+    return "min" if objective.endswith(("loss", "kid")) else "max"
+
+
+def objective_of(config):
+    """`--objective`, or the recipe's default (the first of its config's OBJECTIVES)."""
+    return config.objective or config.OBJECTIVES[0]
+
+
+def trial_callbacks(config):
+    """What every trial trains with: NaN stop, and early stopping on the objective."""
+    import keras
+
+    callbacks = [keras.callbacks.TerminateOnNaN()]
+    patience = getattr(config, "early_stopping_patience", None)
+    if patience is not None:
+        objective = objective_of(config)
+        callbacks.append(
+            keras.callbacks.EarlyStopping(
+                monitor=objective, mode=direction(objective), patience=patience
+            )
+        )
+    return callbacks
+
+
+class RecipeHyperModel(keras_tuner.HyperModel):
+    """Builds and fits a recipe's model for one trial's hyperparameters."""
+
+    def __init__(self, config, search_space, build_model, fit_arguments):
+        super().__init__()
+        self.config = config
+        self.search_space = search_space
+        self.build_model = build_model
+        self.fit_arguments = fit_arguments
+
+    def trial_config(self, hp):
+        return dataclasses.replace(self.config, **self.search_space(hp))
+
+    def build(self, hp):
+        return self.build_model(self.trial_config(hp))
+
+    def fit(self, hp, model, *args, callbacks=(), **kwargs):
+        config = self.trial_config(hp)
+        arguments = self.fit_arguments(config)
+        arguments["callbacks"] = list(callbacks) + arguments.get("callbacks", [])
+        kwargs.setdefault("epochs", config.epochs)  # Hyperband sets its own
+        return model.fit(*args, verbose=2, **arguments, **kwargs)
+
+
+def search(recipe, config, build_model, search_space, fit_arguments):
+    """Runs (or resumes) the search `--tune` asks for; returns the search folder.
+
+    Args:
+        recipe: the recipe's name, for the default folder `runs/<recipe>/tune-<tuner>/`.
+        config: the recipe's config; its flags apply inside every trial.
+        build_model: `config -> compiled keras.Model`.
+        search_space: `hp -> dict` of config overrides.
+        fit_arguments: `config -> dict` of `model.fit` arguments (data, callbacks...).
+
+    Raises:
+        UsageError: the folder holds a search this one must not resume.
+    """
+    objective = objective_of(config)
+    directory = config.run_dir or os.path.join("runs", recipe, f"tune-{config.tuner}")
+    record = {
+        "recipe": recipe,
+        "tuner": config.tuner,
+        "objective": objective,
+        "keras_tuner": keras_tuner.__version__,
+    }
+    _check_resumable(directory, record, config.overwrite)
+    os.makedirs(directory, exist_ok=True)
+    write_json(os.path.join(directory, "search.json"), record)
+
+    tuner = _recording_tuner(config.tuner)(
+        hypermodel=RecipeHyperModel(config, search_space, build_model, fit_arguments),
+        objective=keras_tuner.Objective(objective, direction(objective)),
+        directory=directory,
+        project_name=PROJECT,
+        overwrite=config.overwrite,
+        seed=config.seed,
+        **_budget(config),
+    )
+    tuner.search()
+    write_results(tuner, directory, objective)
+    return directory
+
+
+def write_results(tuner, directory, objective):
+    """Writes `trials.csv` (every trial so far) and `best.json` (the best finished one)."""
+    log = _load_trial_log(tuner.project_dir)
+    rows = []
+    for trial in tuner.oracle.trials.values():
+        rows.append(
+            {
+                "trial_id": trial.trial_id,
+                **trial.hyperparameters.values,
+                objective: trial.score,
+                "epochs": log.get(trial.trial_id, {}).get("epochs"),
+                "best_epoch": trial.best_step,
+                "seconds": log.get(trial.trial_id, {}).get("seconds"),
+                "status": trial.status,
+            }
+        )
+    table = pd.DataFrame(rows)
+    if not table.empty:
+        ascending = direction(objective) == "min"
+        table = table.sort_values(objective, ascending=ascending, na_position="last")
+    write_atomic(os.path.join(directory, "trials.csv"), table.to_csv(index=False))
+    best = tuner.oracle.get_best_trials(1)
+    if best:
+        write_json(
+            os.path.join(directory, "best.json"),
+            {
+                "trial_id": best[0].trial_id,
+                "objective": objective,
+                "score": best[0].score,
+                "best_epoch": best[0].best_step,
+                "hyperparameters": best[0].hyperparameters.values,
+            },
+        )
+
+
+def _recording_tuner(kind):
+    """The keras-tuner class for `kind`, rewriting the results as each trial ends."""
+
+    class RecordingTuner(TUNERS[kind]):
+        def run_trial(self, trial, *args, **kwargs):
+            start = time.perf_counter()
+            histories = super().run_trial(trial, *args, **kwargs)
+            log = _load_trial_log(self.project_dir)
+            log[trial.trial_id] = {
+                "seconds": round(time.perf_counter() - start, 2),
+                "epochs": max(len(history.epoch) for history in histories),
+            }
+            write_json(os.path.join(self.project_dir, "trial_log.json"), log)
+            return histories
+
+        def on_trial_end(self, trial):
+            super().on_trial_end(trial)
+            write_results(self, os.path.dirname(self.project_dir), self.oracle.objective.name)
+
+    return RecordingTuner
+
+
+def _load_trial_log(project_dir):
+    """{trial id: {"seconds", "epochs"}}, kept beside keras-tuner's state for resumes."""
+    path = os.path.join(project_dir, "trial_log.json")
+    if not os.path.exists(path):
+        return {}
+    with open(path) as file:
+        return json.load(file)
+
+
+def _budget(config):
+    if config.tuner == "hyperband":
+        # Hyperband spends epochs, not trials: --epochs is its largest training budget.
+        return {"max_epochs": config.epochs, "executions_per_trial": config.executions_per_trial}
+    return {"max_trials": config.max_trials, "executions_per_trial": config.executions_per_trial}
+
+
+def _check_resumable(directory, record, overwrite):
+    path = os.path.join(directory, "search.json")
+    if overwrite or not os.path.exists(path):
+        return
+    with open(path) as file:
+        previous = json.load(file)
+    for key in ("recipe", "tuner", "objective", "keras_tuner"):
+        if previous.get(key) != record[key]:
+            raise UsageError(
+                f"{directory} holds a search with {key}={previous.get(key)!r}, not "
+                f"{record[key]!r}; resume it with the same settings, pass --overwrite to start "
+                "afresh, or choose another --run-dir"
+            )
+    if record["tuner"] == "grid":
+        # keras-tuner 1.4.8 crashes with KeyError resuming a GridSearch (keras-tuner#1055).
+        raise UsageError(
+            f"{directory} holds a grid search, and keras-tuner {record['keras_tuner']} cannot "
+            "resume one (keras-tuner#1055); pass --overwrite to run it again from the start, "
+            "or choose another --run-dir"
+        )
