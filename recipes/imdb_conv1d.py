@@ -27,7 +27,7 @@ from tfkit.hardware import set_mixed_precision, use_jit_compile
 from tfkit.metrics import binary_metrics
 from tfkit.optim import class_weight_from_labels, optimizer_from_config
 from tfkit.runs import finish_run, start_run
-from tfkit.tune import search
+from tfkit.tune import best_config, search
 
 RECIPE = "imdb_conv1d"
 # Measured on CPU (benchmarks/text_throughput.py --explore, the two sides alternating
@@ -101,6 +101,9 @@ def main(argv=None):
     keras.utils.set_random_seed(config.seed)
     policy = set_mixed_precision(config.mixed_precision, BF16_HELPS_ON_CPU)
 
+    if config.retrain_best:  # the best trial of a --tune search, retrained
+        config = best_config(RECIPE, config)
+
     # Data: raw text, 20% of the training split held out for validation; the vectorizer
     # is adapted on the training text; the test split is used once, at the end.
     splits, vectorizer, (train, val, test) = imdb_text_datasets(config)
@@ -123,7 +126,12 @@ def main(argv=None):
         validation_data=val,
         epochs=config.epochs,
         class_weight=class_weight_from_labels(splits.train[1], config.class_weight),
-        callbacks=standard_callbacks(config, run_dir, train_examples=len(splits.train[1])),
+        callbacks=standard_callbacks(
+            config,
+            run_dir,
+            train_examples=len(splits.train[1]),
+            monitor="val_loss" if val is not None else "loss",
+        ),
     )
 
     # Evaluate on the test split, record the run, export for TF Serving.

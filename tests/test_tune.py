@@ -98,3 +98,37 @@ def test_hyperband_spends_epochs_and_maximises_auc(tmp_path):
     trials = pd.read_csv(tmp_path / "trials.csv")
     assert len(trials) >= 2 and trials["val_auc"].is_monotonic_decreasing
     assert json.loads((tmp_path / "best.json").read_text())["objective"] == "val_auc"
+
+
+def test_report_ranks_and_plots_and_the_best_retrains_to_an_export(tmp_path, capsys):
+    from tfkit.__main__ import main as tfkit_main
+
+    search_dir = tmp_path / "search"
+    imdb_conv1d.main(search_flags(search_dir, "--max-trials", "2", "--epochs", "2"))
+    capsys.readouterr()  # the search's own log
+    tfkit_main(["tune-report", str(search_dir)])
+    out = capsys.readouterr().out
+    best = json.loads((search_dir / "best.json").read_text())
+    assert out.splitlines()[1].split()[0] == best["trial_id"]  # best first
+    assert (search_dir / "objective.png").stat().st_size > 1000
+
+    imdb_conv1d.main([
+        "--retrain-best", str(search_dir), "--data", "synthetic", "--max-examples", "32",
+        "--run-dir", str(tmp_path / "final"), "--export-dir", str(tmp_path / "export"),
+    ])  # fmt: skip
+    config = json.loads((tmp_path / "final" / "config.json").read_text())
+    assert config["epochs"] == best["best_epoch"] + 1
+    for name, value in best["hyperparameters"].items():
+        assert config[name] == value
+    metrics = json.loads((tmp_path / "final" / "metrics.json").read_text())
+    assert metrics["train_examples"] == 64 and metrics["val_examples"] == 0  # validation folded in
+    assert (tmp_path / "export" / "1" / "saved_model.pb").exists()
+
+
+def test_retrain_best_refuses_another_recipes_search(tmp_path):
+    from recipes import imdb_rnn
+    from tfkit.errors import UsageError
+
+    imdb_conv1d.main(search_flags(tmp_path, "--max-trials", "1"))
+    with pytest.raises(UsageError, match="is a search of imdb_conv1d, not imdb_rnn"):
+        imdb_rnn.main(["--retrain-best", str(tmp_path), "--data", "synthetic", "--max-examples", "32"])

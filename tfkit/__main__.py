@@ -1,6 +1,7 @@
-"""`python -m tfkit list | cp RECIPE DEST.py | sample EXPORT_DIR`.
+"""`python -m tfkit list | cp RECIPE DEST.py | sample EXPORT_DIR | tune-report DIR`.
 
-List the recipes, copy one to edit, or draw images from an exported generator.
+List the recipes, copy one to edit, draw images from an exported generator, or rank
+the trials of a hyperparameter search.
 
 Recipes are found by reading their header docstrings with `ast`, without importing
 them (or TensorFlow), so these commands answer at once.
@@ -86,6 +87,21 @@ def sample_images(args):
     print(f"wrote {args.n} images from {path} to {args.out}")
 
 
+def tune_report(args):
+    """Prints a search's ranked trials and writes objective.png beside them."""
+    if not os.path.isfile(os.path.join(args.search_dir, "trials.csv")):
+        _usage_error(f"{args.search_dir} has no trials.csv; give the folder of a --tune search")
+    import tfkit.quiet  # noqa: F401  (keras-tuner imports TensorFlow)
+    from tfkit.tune import report
+
+    import pandas as pd
+
+    table = report(args.search_dir)
+    with pd.option_context("display.max_columns", None, "display.width", 160):
+        print(table.to_string(index=False))
+    print(f"plot: {os.path.join(args.search_dir, 'objective.png')}")
+
+
 def main(argv=None):
     parser = OneLineParser(prog="python -m tfkit", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
@@ -100,6 +116,9 @@ def main(argv=None):
     sample.add_argument("--out", default="samples.png", help="the PNG to write")
     sample.add_argument("--seed", type=int, default=0, help="seed of the latent vectors")
     sample.set_defaults(handler=sample_images)
+    tune = commands.add_parser("tune-report", help="rank a search's trials and plot them")
+    tune.add_argument("search_dir", help="the --run-dir of a --tune search")
+    tune.set_defaults(handler=tune_report)
     args = parser.parse_args(argv)
     args.handler(args)
 

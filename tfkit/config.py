@@ -86,6 +86,9 @@ class TrainConfig:
     executions_per_trial: int = flag(1, "trainings per trial, averaged, to tame noise")
     objective: str | None = flag(None, "logged quantity to optimise; default: the recipe's")
     overwrite: bool = flag(False, "start the search afresh instead of resuming it")
+    retrain_best: str | None = flag(
+        None, "retrain the best trial of the search in DIR on train+validation, then export"
+    )
 
     def __post_init__(self):
         _check(self.epochs >= 1, "epochs must be >= 1", epochs=self.epochs)
@@ -94,6 +97,18 @@ class TrainConfig:
             self.executions_per_trial >= 1,
             "executions_per_trial must be >= 1",
             executions_per_trial=self.executions_per_trial,
+        )
+        _check(
+            self.retrain_best is None
+            or os.path.isfile(os.path.join(self.retrain_best, "best.json")),
+            "retrain_best must be a --tune search folder holding best.json",
+            retrain_best=self.retrain_best,
+        )
+        _check(
+            not (self.tune and self.retrain_best),
+            "--tune searches and --retrain-best trains the result; use one at a time",
+            tune=self.tune,
+            retrain_best=self.retrain_best,
         )
         _check(
             self.objective is None or self.objective in self.OBJECTIVES,

@@ -33,6 +33,29 @@ def direction(objective):
     return "min" if objective.endswith(("loss", "kid")) else "max"
 
 
+def best_config(recipe, config):
+    """`config` with the best trial's hyperparameters of `config.retrain_best` and its epochs.
+
+    This retrains the best hyperparameters; it does not reuse the search's saved model,
+    whose weights are a trial's best epoch, not a fresh training (keras-tuner#548).
+    """
+    with open(os.path.join(config.retrain_best, "search.json")) as file:
+        searched = json.load(file)["recipe"]
+    if searched != recipe:
+        raise UsageError(
+            f"{config.retrain_best} is a search of {searched}, not {recipe}; run "
+            f"python -m recipes.{searched} --retrain-best {config.retrain_best}"
+        )
+    with open(os.path.join(config.retrain_best, "best.json")) as file:
+        best = json.load(file)
+    epochs = best["best_epoch"] + 1
+    print(
+        f"retraining trial {best['trial_id']}'s hyperparameters ({best['objective']} "
+        f"{best['score']:.4g}) for {epochs} epochs on train + validation data"
+    )
+    return dataclasses.replace(config, epochs=epochs, **best["hyperparameters"])
+
+
 def objective_of(config):
     """`--objective`, or the recipe's default (the first of its config's OBJECTIVES)."""
     return config.objective or config.OBJECTIVES[0]
@@ -210,3 +233,44 @@ def _check_resumable(directory, record, overwrite):
             "resume one (keras-tuner#1055); pass --overwrite to run it again from the start, "
             "or choose another --run-dir"
         )
+
+
+def report(directory, png_path=None, top=3):
+    """The ranked trials table of a search folder, and a PNG of the objective.
+
+    The PNG plots the objective against the first `top` hyperparameters of the
+    search space, which the recipes order by importance (002 §7.3), learning rate
+    on a log scale.
+
+    Returns:
+        The ranked `pandas.DataFrame`.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    path = os.path.join(directory, "trials.csv")
+    if not os.path.exists(path):
+        raise UsageError(f"{directory} has no trials.csv; give the folder of a --tune search")
+    with open(os.path.join(directory, "search.json")) as file:
+        objective = json.load(file)["objective"]
+    table = pd.read_csv(path)
+    table = table.sort_values(objective, ascending=direction(objective) == "min")
+    first = list(table.columns).index("trial_id") + 1
+    hyperparameters = list(table.columns[first : list(table.columns).index(objective)])[:top]
+    figure, axes = plt.subplots(1, len(hyperparameters), figsize=(4.5 * len(hyperparameters), 3.5),
+                                squeeze=False)  # fmt: skip
+    for axis, name in zip(axes[0], hyperparameters):
+        values = table[name]
+        numeric = pd.api.types.is_numeric_dtype(values)
+        axis.scatter(values if numeric else values.astype(str), table[objective])
+        if name == "learning_rate":
+            axis.set_xscale("log")
+        axis.set_xlabel(name)
+        axis.set_ylabel(objective)
+    figure.tight_layout()
+    png_path = png_path or os.path.join(directory, "objective.png")
+    figure.savefig(png_path, dpi=80)
+    plt.close(figure)
+    return table

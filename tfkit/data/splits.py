@@ -14,6 +14,13 @@ class Splits:
     test: tuple
     source: str  # "tfds", "dir" or "synthetic": recorded in every output
 
+    def with_validation_in_training(self):
+        """These splits with the validation examples moved into training (for a final fit)."""
+        inputs = np.concatenate([self.train[0], self.val[0]])
+        labels = np.concatenate([self.train[1], self.val[1]])
+        empty = (self.val[0][:0], self.val[1][:0])
+        return Splits(train=(inputs, labels), val=empty, test=self.test, source=self.source)
+
     def sizes(self):
         """Example counts, as recorded in metrics.json."""
         return {

@@ -52,13 +52,15 @@ def imdb_text_datasets(config):
     `config.max_len` token ids.
 
     Returns:
-        `(splits, vectorizer, (train, val, test))`.
+        `(splits, vectorizer, (train, val, test))`; `val` is None under `--retrain-best`.
     """
     from tfkit.data.imdb import load_imdb
 
     splits = load_imdb(
         config.data, config.data_dir, config.seed, config.validation_split, config.max_examples
     )
+    if config.retrain_best:  # the final model also learns from the validation examples
+        splits = splits.with_validation_in_training()
     vectorizer = adapt_vectorizer(splits.train[0], config.max_features)
     datasets = text_datasets(splits, vectorizer, config.max_len, config.batch_size, config.seed)
     return splits, vectorizer, datasets
@@ -97,4 +99,5 @@ def text_datasets(splits, vectorizer, sequence_length, batch_size, seed):
             dataset = dataset.shuffle(len(labels), seed=seed, reshuffle_each_iteration=True)
         return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
 
-    return pipeline(splits.train, True), pipeline(splits.val, False), pipeline(splits.test, False)
+    val = pipeline(splits.val, False) if len(splits.val[1]) else None
+    return pipeline(splits.train, True), val, pipeline(splits.test, False)
