@@ -132,3 +132,34 @@ def test_retrain_best_refuses_another_recipes_search(tmp_path):
     imdb_conv1d.main(search_flags(tmp_path, "--max-trials", "1"))
     with pytest.raises(UsageError, match="is a search of imdb_conv1d, not imdb_rnn"):
         imdb_rnn.main(["--retrain-best", str(tmp_path), "--data", "synthetic", "--max-examples", "32"])
+
+
+@pytest.mark.slow
+def test_distributed_search_with_a_chief_and_two_workers(tmp_path):
+    import socket
+    import subprocess
+    import sys
+
+    from conftest import ROOT, python_env
+
+    with socket.socket() as probe:  # a free port; the oracle binds 127.0.0.1 only
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    command = [sys.executable, "-m", "recipes.imdb_conv1d",
+               *search_flags(tmp_path, "--max-trials", "4")]  # fmt: skip
+    processes = {}
+    for tuner_id in ("chief", "tuner0", "tuner1"):
+        env = python_env()
+        env.update(KERASTUNER_TUNER_ID=tuner_id, KERASTUNER_ORACLE_IP="127.0.0.1",
+                   KERASTUNER_ORACLE_PORT=str(port))  # fmt: skip
+        processes[tuner_id] = subprocess.Popen(
+            command, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
+    outputs = {name: process.communicate(timeout=300)[0] for name, process in processes.items()}
+    for name, process in processes.items():
+        assert process.returncode == 0, (name, outputs[name][-2000:])
+    trials = pd.read_csv(tmp_path / "trials.csv")
+    assert len(trials) == 4 and set(trials["status"]) == {"COMPLETED"}
+    logs = sorted(p.name for p in (tmp_path / "search").glob("trial_log_*.json"))
+    assert logs == ["trial_log_tuner0.json", "trial_log_tuner1.json"]  # both workers trained
+    assert trials["seconds"].notna().all()

@@ -135,8 +135,9 @@ def search(recipe, config, build_model, search_space, fit_arguments):
         seed=config.seed,
         **_budget(config),
     )
-    tuner.search()
-    write_results(tuner, directory, objective)
+    tuner.search()  # on a distributed chief: serves the oracle until the workers finish
+    if not tuner._is_worker():
+        write_results(tuner, directory, objective)
     return directory
 
 
@@ -182,24 +183,37 @@ def _recording_tuner(kind):
         def run_trial(self, trial, *args, **kwargs):
             start = time.perf_counter()
             histories = super().run_trial(trial, *args, **kwargs)
-            log = _load_trial_log(self.project_dir)
+            # One log per tuner: distributed workers share the folder.
+            log = _read_json(self._trial_log_path())
             log[trial.trial_id] = {
                 "seconds": round(time.perf_counter() - start, 2),
                 "epochs": max(len(history.epoch) for history in histories),
             }
-            write_json(os.path.join(self.project_dir, "trial_log.json"), log)
+            write_json(self._trial_log_path(), log)
             return histories
 
         def on_trial_end(self, trial):
             super().on_trial_end(trial)
-            write_results(self, os.path.dirname(self.project_dir), self.oracle.objective.name)
+            if not self._is_worker():  # a worker's oracle is a client without the trials
+                write_results(self, os.path.dirname(self.project_dir), self.oracle.objective.name)
+
+        def _trial_log_path(self):
+            return os.path.join(self.project_dir, f"trial_log_{self.tuner_id}.json")
 
     return RecordingTuner
 
 
 def _load_trial_log(project_dir):
-    """{trial id: {"seconds", "epochs"}}, kept beside keras-tuner's state for resumes."""
-    path = os.path.join(project_dir, "trial_log.json")
+    """{trial id: {"seconds", "epochs"}} from every tuner's log beside keras-tuner's state."""
+    log = {}
+    if os.path.isdir(project_dir):
+        for name in sorted(os.listdir(project_dir)):
+            if name.startswith("trial_log_") and name.endswith(".json"):
+                log.update(_read_json(os.path.join(project_dir, name)))
+    return log
+
+
+def _read_json(path):
     if not os.path.exists(path):
         return {}
     with open(path) as file:
