@@ -17,6 +17,7 @@ import tfkit.quiet  # noqa: F401  (first: hides TensorFlow's C++ start-up lines)
 
 import os
 from dataclasses import dataclass
+from functools import partial
 from typing import ClassVar
 
 import numpy as np
@@ -34,6 +35,7 @@ from tfkit.images import save_grid
 from tfkit.optim import optimizer_from_config
 from tfkit.errors import DataError
 from tfkit.runs import plot_history, start_run, write_json
+from tfkit.tune import best_config, search
 
 RECIPE = "dcgan_cifar10"
 
@@ -71,8 +73,6 @@ class Config(TrainConfig):
     def __post_init__(self):
         super().__post_init__()
         parse_class(self.image_class)
-        if self.tune:
-            raise ValueError("--tune is not available for the DCGAN yet; train without it")
         for name in ("latent_dim", "generator_filters", "discriminator_filters", "num_samples"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1. Received: {name}={getattr(self, name)}")
@@ -269,43 +269,80 @@ class PixelKID(keras.callbacks.Callback):
             logs["pixel_kid"] = kernel_distance(self.real_features, pixel_features(generated))
 
 
-def load_data(config):
-    """The chosen class's training images (uint8), and batches of them in [-1, 1]."""
-    class_id = parse_class(config.image_class)
-    images = load_cifar10(config.data, config.data_dir, class_id, config.seed, config.max_examples)
-    if len(images) < config.batch_size:
-        raise DataError(f"only {len(images)} images, fewer than one batch of {config.batch_size}")
-    dataset = tf.data.Dataset.from_tensor_slices(images).shuffle(len(images), seed=config.seed)
-    dataset = dataset.map(lambda image: tf.cast(image, tf.float32) / 127.5 - 1.0)
-    return images, dataset.batch(config.batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
-
-
-def main(argv=None):
-    config = cli.parse_config(Config, argv, prog=f"python -m recipes.{RECIPE}", description=__doc__)
-    keras.utils.set_random_seed(config.seed)
-    # bfloat16 doubled the step on a CPU with AVX512-BF16 (benchmarks/dcgan_throughput.py).
-    policy = set_mixed_precision(config.mixed_precision, bf16_helps_on_cpu=True)
-    images, train = load_data(config)
-
-    run_dir = start_run(RECIPE, config)
+def build_model(config):
+    """The DCGAN of `config`, compiled with its two optimizers."""
     gan = DCGAN(build_generator(config), build_discriminator(config), config)
     gan.compile(
         d_optimizer=optimizer_from_config(config),
         g_optimizer=optimizer_from_config(config, config.generator_learning_rate),
         jit_compile=use_jit_compile(config.jit_compile, helps_on_cpu=False),
     )
-    rng = np.random.default_rng(config.seed)  # fixed latents: epochs stay comparable
-    grid_latent = rng.normal(size=(config.num_samples, config.latent_dim)).astype("float32")
-    quality_latent = rng.normal(size=(config.quality_samples, config.latent_dim)).astype("float32")
+    return gan
+
+
+def search_space(hp):
+    """002 §7.3's order: learning rates first, then batch size, then the GAN's regularisers."""
+    return {
+        "learning_rate": hp.Float("learning_rate", 1e-4, 2e-3, sampling="log"),
+        "generator_learning_rate": hp.Float("generator_learning_rate", 1e-4, 2e-3, sampling="log"),
+        "batch_size": hp.Choice("batch_size", [16, 20, 32]),
+        "dropout": hp.Float("dropout", 0.2, 0.5, step=0.1),
+        "label_noise": hp.Float("label_noise", 0.0, 0.2, step=0.05),
+    }
+
+
+def load_data(config):
+    """The chosen class's training images, uint8, shuffled from the seed."""
+    class_id = parse_class(config.image_class)
+    images = load_cifar10(config.data, config.data_dir, class_id, config.seed, config.max_examples)
+    if len(images) < config.batch_size:
+        raise DataError(f"only {len(images)} images, fewer than one batch of {config.batch_size}")
+    return images
+
+
+def fit_arguments(config, images):
+    """`fit` arguments shared by a run and a search trial: batches in [-1, 1], the score."""
+    dataset = tf.data.Dataset.from_tensor_slices(images).shuffle(len(images), seed=config.seed)
+    dataset = dataset.map(lambda image: tf.cast(image, tf.float32) / 127.5 - 1.0)
+    dataset = dataset.batch(config.batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
+    quality_latent = np.random.default_rng(config.seed + 1).normal(
+        size=(config.quality_samples, config.latent_dim)
+    )
     real_sample = images[: config.quality_samples].astype("float32") / 127.5 - 1.0
+    return {
+        "x": dataset,
+        "callbacks": [
+            keras.callbacks.TerminateOnNaN(),  # reads "loss" = d_loss + g_loss
+            PixelKID(real_sample, quality_latent.astype("float32")),
+        ],
+    }
+
+
+def main(argv=None):
+    config = cli.parse_config(Config, argv, prog=f"python -m recipes.{RECIPE}", description=__doc__)
+    if config.retrain_best:  # the best trial of a --tune search, retrained
+        config = best_config(RECIPE, config)
+    keras.utils.set_random_seed(config.seed)
+    # bfloat16 doubled the step on a CPU with AVX512-BF16 (benchmarks/dcgan_throughput.py).
+    policy = set_mixed_precision(config.mixed_precision, bf16_helps_on_cpu=True)
+    images = load_data(config)
+    if config.tune:  # a keras-tuner search over search_space, scored by pixel_kid
+        search(RECIPE, config, build_model, search_space, partial(fit_arguments, images=images))
+        return
+
+    run_dir = start_run(RECIPE, config)
+    gan = build_model(config)
+    arguments = fit_arguments(config, images)
+    grid_latent = np.random.default_rng(config.seed).normal(
+        size=(config.num_samples, config.latent_dim)
+    )
     history = gan.fit(
-        train,
+        arguments["x"],
         epochs=config.epochs,
         callbacks=[
             EpochStats(len(images)),
-            keras.callbacks.TerminateOnNaN(),  # reads "loss" = d_loss + g_loss
-            ImageGrid(os.path.join(run_dir, "samples"), grid_latent),
-            PixelKID(real_sample, quality_latent),
+            *arguments["callbacks"],  # before the history, which records pixel_kid
+            ImageGrid(os.path.join(run_dir, "samples"), grid_latent.astype("float32")),
             HistoryCSV(os.path.join(run_dir, "history.csv")),
             keras.callbacks.TensorBoard(os.path.join(run_dir, "logs")),
             AtomicBackupAndRestore(os.path.join(run_dir, "backup")),

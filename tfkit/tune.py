@@ -96,7 +96,8 @@ class RecipeHyperModel(keras_tuner.HyperModel):
     def fit(self, hp, model, *args, callbacks=(), **kwargs):
         config = self.trial_config(hp)
         arguments = self.fit_arguments(config)
-        arguments["callbacks"] = list(callbacks) + arguments.get("callbacks", [])
+        # The recipe's callbacks first: keras-tuner's must see what they log (pixel_kid).
+        arguments["callbacks"] = arguments.get("callbacks", []) + list(callbacks)
         kwargs.setdefault("epochs", config.epochs)  # Hyperband sets its own
         return model.fit(*args, verbose=2, **arguments, **kwargs)
 

@@ -153,3 +153,21 @@ def test_fp16_wraps_both_optimizers_in_loss_scaling():
     assert isinstance(gan.g_optimizer, keras.optimizers.LossScaleOptimizer)
     history = gan.fit(real_batches(), epochs=1, verbose=0)
     assert np.isfinite(history.history["d_loss"][0]) and np.isfinite(history.history["g_loss"][0])
+
+
+def test_search_scores_trials_by_pixel_kid_and_retrains_the_best(tmp_path):
+    flags = NARROW + ["--data", "synthetic", "--max-examples", "64", "--epochs", "1",
+                      "--quality-samples", "32"]  # fmt: skip
+    dcgan_cifar10.main(flags + ["--tune", "--max-trials", "2", "--run-dir", str(tmp_path / "s")])
+    trials = pd.read_csv(tmp_path / "s" / "trials.csv")
+    assert len(trials) == 2 and trials["pixel_kid"].is_monotonic_increasing  # lower is better
+    for name in ("learning_rate", "generator_learning_rate", "batch_size", "label_noise"):
+        assert name in trials
+    best = json.loads((tmp_path / "s" / "best.json").read_text())
+    assert best["objective"] == "pixel_kid"
+
+    dcgan_cifar10.main(flags + ["--retrain-best", str(tmp_path / "s"),
+                                "--run-dir", str(tmp_path / "r"), "--export-dir", str(tmp_path / "e")])  # fmt: skip
+    config = json.loads((tmp_path / "r" / "config.json").read_text())
+    assert config["label_noise"] == best["hyperparameters"]["label_noise"]
+    assert (tmp_path / "e" / "1" / "saved_model.pb").exists()
