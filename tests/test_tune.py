@@ -163,3 +163,37 @@ def test_distributed_search_with_a_chief_and_two_workers(tmp_path):
     logs = sorted(p.name for p in (tmp_path / "search").glob("trial_log_*.json"))
     assert logs == ["trial_log_tuner0.json", "trial_log_tuner1.json"]  # both workers trained
     assert trials["seconds"].notna().all()
+
+
+@pytest.mark.slow
+def test_a_killed_search_finishes_its_trials_when_run_again(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from conftest import ROOT, python_env
+
+    command = [sys.executable, "-m", "recipes.imdb_conv1d",
+               *search_flags(tmp_path, "--max-trials", "3", "--epochs", "3")]  # fmt: skip
+    process = subprocess.Popen(command, env=python_env(), cwd=ROOT,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    table = tmp_path / "trials.csv"
+    deadline = time.time() + 180
+    while time.time() < deadline and process.poll() is None:
+        if table.exists() and len(pd.read_csv(table)) >= 1:
+            break
+        time.sleep(0.05)
+    time.sleep(1.0)  # into the next trial
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    finished_before = pd.read_csv(table)
+    assert 1 <= len(finished_before) < 3, "the search ended before it could be killed"
+
+    result = subprocess.run(command, env=python_env(), cwd=ROOT, capture_output=True,
+                            text=True, timeout=300)  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    trials = pd.read_csv(table)
+    assert (trials["status"] == "COMPLETED").sum() == 3
+    kept = trials.set_index("trial_id").loc[finished_before["trial_id"], "seconds"]
+    assert list(kept) == list(finished_before["seconds"])  # finished trials were not rerun
