@@ -17,14 +17,9 @@ def tile(images):
 
 def save_grid(path, images):
     """Writes uint8 images as one PNG grid, through a temporary name."""
-    import os
-    import tempfile
-
     from PIL import Image
 
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=folder, suffix=".png")
-    os.close(handle)
-    Image.fromarray(tile(images)).save(temporary)
-    os.replace(temporary, path)
+    from tfkit.runs import atomic_path
+
+    with atomic_path(path) as temporary:
+        Image.fromarray(tile(images)).save(temporary, format="PNG")

@@ -1,5 +1,6 @@
 """Run folders: where each run's config, history, metrics, checkpoint and plots go."""
 
+import contextlib
 import dataclasses
 import datetime
 import json
@@ -46,18 +47,28 @@ def finish_run(run_dir, test_metrics, splits, **extra):
     return metrics
 
 
-def write_atomic(path, text):
-    """Writes `text` to `path` through a temporary file in the same folder and a rename."""
+@contextlib.contextmanager
+def atomic_path(path):
+    """Yields a temporary path beside `path`, renamed onto it if the block succeeds.
+
+    Readers (and a resumed run) then see the old file or the new one, never half of one.
+    """
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
     handle, temporary = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=os.path.basename(path))
+    os.close(handle)
     try:
-        with os.fdopen(handle, "w") as file:
-            file.write(text)
+        yield temporary
         os.replace(temporary, path)
     except BaseException:
         os.unlink(temporary)
         raise
+
+
+def write_atomic(path, text):
+    """Writes `text` to `path` through a temporary file in the same folder and a rename."""
+    with atomic_path(path) as temporary, open(temporary, "w") as file:
+        file.write(text)
 
 
 def write_json(path, data):
@@ -93,10 +104,6 @@ def plot_history(history_csv, png_path, pairs=None, title=None):
     if title:
         figure.suptitle(title)
     figure.tight_layout()
-    handle, temporary = tempfile.mkstemp(
-        dir=os.path.dirname(os.path.abspath(png_path)), suffix=".png"
-    )
-    os.close(handle)
-    figure.savefig(temporary, dpi=80)
+    with atomic_path(png_path) as temporary:
+        figure.savefig(temporary, dpi=80, format="png")
     plt.close(figure)
-    os.replace(temporary, png_path)
