@@ -29,6 +29,7 @@ from tfkit import cli
 from tfkit.callbacks import AtomicBackupAndRestore, EpochStats, HistoryCSV
 from tfkit.config import TrainConfig, flag
 from tfkit.data.cifar10 import load_cifar10, parse_class
+from tfkit.distribute import describe, get_strategy
 from tfkit.export import export_for_serving
 from tfkit.hardware import set_mixed_precision, use_jit_compile
 from tfkit.images import save_grid
@@ -320,6 +321,7 @@ def fit_arguments(config, images):
 
 def main(argv=None):
     config = cli.parse_config(Config, argv, prog=f"python -m recipes.{RECIPE}", description=__doc__)
+    strategy = get_strategy(config.strategy, config.logical_cpus)  # before any TF op
     if config.retrain_best:  # the best trial of a --tune search, retrained
         config = best_config(RECIPE, config)
     keras.utils.set_random_seed(config.seed)
@@ -327,11 +329,19 @@ def main(argv=None):
     policy = set_mixed_precision(config.mixed_precision, bf16_helps_on_cpu=True)
     images = load_data(config)
     if config.tune:  # a keras-tuner search over search_space, scored by pixel_kid
-        search(RECIPE, config, build_model, search_space, partial(fit_arguments, images=images))
+        search(
+            RECIPE,
+            config,
+            build_model,
+            search_space,
+            strategy=strategy,
+            fit_arguments=partial(fit_arguments, images=images),
+        )
         return
 
     run_dir = start_run(RECIPE, config)
-    gan = build_model(config)
+    with strategy.scope():
+        gan = build_model(config)
     arguments = fit_arguments(config, images)
     grid_latent = np.random.default_rng(config.seed).normal(
         size=(config.num_samples, config.latent_dim)
@@ -359,6 +369,7 @@ def main(argv=None):
             "final_pixel_kid": scores[-1],
             "best_pixel_kid": min(scores),
             "mixed_precision": policy,
+            **describe(strategy, config.batch_size),
         },
     )
     plot_history(

@@ -24,6 +24,7 @@ from tfkit import cli
 from tfkit.callbacks import standard_callbacks
 from tfkit.config import ClassifierConfig, flag
 from tfkit.data.text import imdb_text_datasets, text_search_arguments
+from tfkit.distribute import describe, get_strategy
 from tfkit.export import export_text_classifier
 from tfkit.hardware import set_mixed_precision, use_jit_compile
 from tfkit.metrics import binary_metrics
@@ -114,6 +115,7 @@ def search_space(hp):
 
 def main(argv=None):
     config = cli.parse_config(Config, argv, prog=f"python -m recipes.{RECIPE}", description=__doc__)
+    strategy = get_strategy(config.strategy, config.logical_cpus)  # before any TF op
     keras.utils.set_random_seed(config.seed)
     policy = set_mixed_precision(config.mixed_precision, BF16_HELPS_ON_CPU[config.cell])
 
@@ -130,12 +132,14 @@ def main(argv=None):
             build_model,
             search_space,
             partial(text_search_arguments, splits=splits, vectorizer=vectorizer),
+            strategy,
         )
         return
 
     # Model and training.
     run_dir = start_run(RECIPE, config)
-    model = build_model(config)
+    with strategy.scope():
+        model = build_model(config)
     model.summary()
     model.fit(
         train,
@@ -152,7 +156,13 @@ def main(argv=None):
 
     # Evaluate on the test split, record the run, export for TF Serving.
     test_metrics = model.evaluate(test, return_dict=True)
-    finish_run(run_dir, test_metrics, splits, mixed_precision=policy)
+    finish_run(
+        run_dir,
+        test_metrics,
+        splits,
+        mixed_precision=policy,
+        **describe(strategy, config.batch_size),
+    )
     if config.export:
         export_dir = config.export_dir or f"saved_models/{RECIPE}"
         print("exported:", export_text_classifier(export_dir, model, vectorizer, config.max_len))

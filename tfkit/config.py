@@ -16,6 +16,7 @@ DATA_SOURCES = ("tfds", "dir", "synthetic")
 MIXED_PRECISION = ("auto", "off", "bf16", "fp16")
 JIT_COMPILE = ("auto", "on", "off")
 TUNERS = ("random", "bayesian", "hyperband", "grid")
+STRATEGIES = ("auto", "default", "mirrored", "multi_worker")
 
 
 def flag(default, help, choices=None, name=None):
@@ -60,6 +61,12 @@ class TrainConfig:
         None, "clip all gradients together to this L2 norm (the choice under a strategy)"
     )
 
+    # Distribution.
+    strategy: str = flag(
+        "auto", "auto: MirroredStrategy when more than one GPU is visible", STRATEGIES
+    )
+    logical_cpus: int = flag(0, "split the CPU into N devices, to try --strategy mirrored")
+
     # Speed.
     jit_compile: str = flag(
         "auto", "XLA: auto picks what measured fastest for this model", JIT_COMPILE
@@ -93,6 +100,7 @@ class TrainConfig:
     def __post_init__(self):
         _check(self.epochs >= 1, "epochs must be >= 1", epochs=self.epochs)
         _check(self.max_trials >= 1, "max_trials must be >= 1", max_trials=self.max_trials)
+        _check(self.logical_cpus >= 0, "logical_cpus must be >= 0", logical_cpus=self.logical_cpus)
         _check(
             self.executions_per_trial >= 1,
             "executions_per_trial must be >= 1",

@@ -55,10 +55,12 @@ def use_jit_compile(setting, helps_on_cpu=False):
 
     With "auto": XLA where the recipe measured it faster on CPU and the policy is not
     mixed_bfloat16 (SimpleRNN under bf16 *and* XLA collapsed to 100 examples/s here);
-    on GPUs, Keras's own "auto".
+    on GPUs, Keras's own "auto"; off under a distribution strategy, as Keras does.
     """
     if setting != "auto":
         return setting == "on"
+    if tf.distribute.has_strategy():  # inside a non-default strategy's scope
+        return False
     if num_gpus():
         return "auto"
     return helps_on_cpu and keras.mixed_precision.global_policy().name != "mixed_bfloat16"

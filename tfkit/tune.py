@@ -102,7 +102,7 @@ class RecipeHyperModel(keras_tuner.HyperModel):
         return model.fit(*args, verbose=2, **arguments, **kwargs)
 
 
-def search(recipe, config, build_model, search_space, fit_arguments):
+def search(recipe, config, build_model, search_space, fit_arguments, strategy=None):
     """Runs (or resumes) the search `--tune` asks for; returns the search folder.
 
     Args:
@@ -111,6 +111,8 @@ def search(recipe, config, build_model, search_space, fit_arguments):
         build_model: `config -> compiled keras.Model`.
         search_space: `hp -> dict` of config overrides.
         fit_arguments: `config -> dict` of `model.fit` arguments (data, callbacks...).
+        strategy: the run's `tf.distribute.Strategy`; keras-tuner builds each trial's
+            model in its scope (wrapping `search` in a scope breaks it, keras-tuner#686).
 
     Raises:
         UsageError: the folder holds a search this one must not resume.
@@ -134,6 +136,7 @@ def search(recipe, config, build_model, search_space, fit_arguments):
         project_name=PROJECT,
         overwrite=config.overwrite,
         seed=config.seed,
+        distribution_strategy=strategy if _distributed(strategy) else None,
         **_budget(config),
     )
     tuner.search()  # on a distributed chief: serves the oracle until the workers finish
@@ -219,6 +222,12 @@ def _read_json(path):
         return {}
     with open(path) as file:
         return json.load(file)
+
+
+def _distributed(strategy):
+    import tensorflow as tf
+
+    return strategy is not None and strategy is not tf.distribute.get_strategy()
 
 
 def _budget(config):
