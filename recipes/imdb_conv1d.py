@@ -115,7 +115,7 @@ def main(argv=None):
             config,
             build_model,
             search_space,
-            partial(text_search_arguments, splits=splits, vectorizer=vectorizer),
+            partial(text_search_arguments, splits=splits),
             strategy,
         )
         return

@@ -11,6 +11,8 @@ import numpy as np
 import tensorflow as tf
 import keras
 
+from tfkit.data.splits import Splits
+
 
 def adapt_vectorizer(texts, max_tokens=10_000, batch_size=1024):
     """A `TextVectorization` layer adapted on `texts`, keeping the `max_tokens` commonest words."""
@@ -48,11 +50,13 @@ def imdb_text_datasets(config):
     """IMDB as the text recipes train on it, from a `ClassifierConfig` with text fields.
 
     Loads the reviews from `--data`, adapts the vectorizer on the training text
-    (`config.max_features` words) and builds the `(train, val, test)` pipelines of
-    `config.max_len` token ids.
+    (`config.max_features` words), turns every split into `config.max_len` token ids
+    once, and batches them into the `(train, val, test)` pipelines.
 
     Returns:
-        `(splits, vectorizer, (train, val, test))`; `val` is None under `--retrain-best`.
+        `(splits, vectorizer, (train, val, test))`: `splits` holds the token ids (for
+        search trials to re-batch without vectorizing again); `val` is None under
+        `--retrain-best`.
     """
     from tfkit.data.imdb import load_imdb
 
@@ -62,18 +66,16 @@ def imdb_text_datasets(config):
     if config.retrain_best:  # the final model also learns from the validation examples
         splits = splits.with_validation_in_training()
     vectorizer = adapt_vectorizer(splits.train[0], config.max_features)
-    datasets = text_datasets(splits, vectorizer, config.max_len, config.batch_size, config.seed)
-    return splits, vectorizer, datasets
+    ids = vectorize_splits(splits, vectorizer, config.max_len)
+    return ids, vectorizer, batched_datasets(ids, config.batch_size, config.seed)
 
 
-def text_search_arguments(config, splits, vectorizer):
-    """`model.fit` arguments for one search trial of a text recipe, at its batch size."""
+def text_search_arguments(config, splits):
+    """`model.fit` arguments for one search trial, at its batch size, from splits of ids."""
     from tfkit.optim import class_weight_from_labels
     from tfkit.tune import trial_callbacks
 
-    train, val, _ = text_datasets(
-        splits, vectorizer, config.max_len, config.batch_size, config.seed
-    )
+    train, val, _ = batched_datasets(splits, config.batch_size, config.seed)
     return {
         "x": train,
         "validation_data": val,
@@ -82,17 +84,24 @@ def text_search_arguments(config, splits, vectorizer):
     }
 
 
-def text_datasets(splits, vectorizer, sequence_length, batch_size, seed):
+def vectorize_splits(splits, vectorizer, sequence_length):
+    """`splits` with every text turned into `sequence_length` token ids, labels unchanged."""
+
+    def ids(split):
+        return vectorize(vectorizer, split[0], sequence_length), split[1]
+
+    return Splits(ids(splits.train), ids(splits.val), ids(splits.test), splits.source)
+
+
+def batched_datasets(splits, batch_size, seed):
     """Batched `tf.data` pipelines of `(token ids, label)` for train, validation and test.
 
-    Texts are turned into ids once, up front, so training reads ready integer batches
-    (the same data the document's `pad_sequences` produced); the training split is
-    reshuffled every epoch from `seed`. Labels have shape `(batch, 1)`, float32.
+    The training split is reshuffled every epoch from `seed`; labels have shape
+    `(batch, 1)`, float32; validation is None when the split is empty.
     """
 
     def pipeline(split, shuffle):
-        texts, labels = split
-        ids = vectorize(vectorizer, texts, sequence_length)
+        ids, labels = split
         labels = np.asarray(labels, dtype="float32").reshape(-1, 1)
         dataset = tf.data.Dataset.from_tensor_slices((ids, labels))
         if shuffle:
@@ -101,3 +110,12 @@ def text_datasets(splits, vectorizer, sequence_length, batch_size, seed):
 
     val = pipeline(splits.val, False) if len(splits.val[1]) else None
     return pipeline(splits.train, True), val, pipeline(splits.test, False)
+
+
+def text_datasets(splits, vectorizer, sequence_length, batch_size, seed):
+    """Batched `(token ids, label)` pipelines from splits of raw text.
+
+    Texts are turned into ids once, up front, so training reads ready integer batches
+    (the same data the document's `pad_sequences` produced).
+    """
+    return batched_datasets(vectorize_splits(splits, vectorizer, sequence_length), batch_size, seed)
