@@ -65,18 +65,19 @@ def sample_images(args):
     """Draws a grid from the newest exported generator; needs no recipe code."""
     if not os.path.isdir(args.export_dir):
         _usage_error(f"{args.export_dir} is not a folder; give the export base path")
-    versions = [int(name) for name in os.listdir(args.export_dir) if name.isdigit()]
-    if not versions:
-        _usage_error(f"{args.export_dir} holds no version folder (1/, 2/, ...) to sample from")
     if args.n < 1:
         _usage_error(f"--n must be >= 1. Received: {args.n}")
     import tfkit.quiet  # noqa: F401
     import numpy as np
     import tensorflow as tf
 
+    from tfkit.export import latest_version_dir
     from tfkit.images import save_grid
 
-    path = os.path.join(args.export_dir, str(max(versions)))
+    try:
+        path = latest_version_dir(args.export_dir)
+    except FileNotFoundError:
+        _usage_error(f"{args.export_dir} holds no version folder (1/, 2/, ...) to sample from")
     serve = tf.saved_model.load(path).signatures["serving_default"]
     specs = serve.structured_input_signature[1]
     if "latent" not in specs:
