@@ -27,7 +27,7 @@ from keras import layers
 
 from tfkit import cli
 from tfkit.callbacks import AtomicBackupAndRestore, EpochStats, HistoryCSV
-from tfkit.config import TrainConfig, flag
+from tfkit.config import TrainConfig, check_at_least, flag
 from tfkit.data.cifar10 import load_cifar10, parse_class
 from tfkit.distribute import describe, get_strategy
 from tfkit.export import export_for_serving
@@ -74,9 +74,9 @@ class Config(TrainConfig):
     def __post_init__(self):
         super().__post_init__()
         parse_class(self.image_class)
-        for name in ("latent_dim", "generator_filters", "discriminator_filters", "num_samples"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1. Received: {name}={getattr(self, name)}")
+        check_at_least(
+            self, 1, "latent_dim", "generator_filters", "discriminator_filters", "num_samples"
+        )
         if not 0 <= self.dropout < 1:
             raise ValueError(f"dropout must be in [0, 1). Received: dropout={self.dropout}")
         if self.quality_samples < 2:

@@ -20,7 +20,7 @@ from keras import layers
 
 from tfkit import cli
 from tfkit.callbacks import standard_callbacks
-from tfkit.config import ClassifierConfig, flag
+from tfkit.config import ClassifierConfig, check_at_least, flag
 from tfkit.data.text import imdb_text_datasets, text_search_arguments
 from tfkit.distribute import describe, get_strategy
 from tfkit.export import export_text_classifier
@@ -48,9 +48,7 @@ class Config(ClassifierConfig):
 
     def __post_init__(self):
         super().__post_init__()
-        for name in ("max_features", "max_len", "embedding_dim", "filters"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1. Received: {name}={getattr(self, name)}")
+        check_at_least(self, 1, "max_features", "max_len", "embedding_dim", "filters")
         if self.max_len < 43:  # two Conv1D(7) and a MaxPooling1D(5) need 43 tokens
             raise ValueError(
                 f"max_len must be >= 43 for this model. Received: max_len={self.max_len}"

@@ -22,7 +22,7 @@ from keras import layers
 
 from tfkit import cli
 from tfkit.callbacks import standard_callbacks
-from tfkit.config import ClassifierConfig, flag
+from tfkit.config import ClassifierConfig, check_at_least, flag
 from tfkit.data.text import imdb_text_datasets, text_search_arguments
 from tfkit.distribute import describe, get_strategy
 from tfkit.export import export_text_classifier
@@ -55,9 +55,7 @@ class Config(ClassifierConfig):
 
     def __post_init__(self):
         super().__post_init__()
-        for name in ("max_features", "max_len", "embedding_dim", "units"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1. Received: {name}={getattr(self, name)}")
+        check_at_least(self, 1, "max_features", "max_len", "embedding_dim", "units")
         if self.cell == "cnn_lstm" and self.max_len < 11:  # Conv1D(7) then MaxPooling1D(5)
             raise ValueError(
                 f"max_len must be >= 11 for cnn_lstm. Received: max_len={self.max_len}"

@@ -252,6 +252,14 @@ def parse_class_weight(text):
     return weights
 
 
+def check_at_least(config, minimum, *names):
+    """Raises ValueError naming the first of the `names` fields of `config` below `minimum`."""
+    for name in names:
+        value = getattr(config, name)
+        if value < minimum:
+            raise ValueError(f"{name} must be >= {minimum}. Received: {name}={value}")
+
+
 def to_dict(config):
     """The config as a plain dict, for config.json."""
     return dataclasses.asdict(config)
