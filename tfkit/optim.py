@@ -4,10 +4,14 @@ import numpy as np
 import keras
 
 from tfkit.config import parse_class_weight
+from tfkit.keras_patches import clip_after_all_reduce
 
 
 def get_optimizer(name, learning_rate, clipnorm=None, clipvalue=None, global_clipnorm=None):
-    """A Keras optimizer by name, with clipping on the optimizer where Keras puts it.
+    """A Keras optimizer by name, clipping the gradient of the whole global batch.
+
+    Keras clips each replica's gradient before they are summed; here clipping comes
+    after the sum, so a clip means the same on one device and under any strategy.
 
     Args:
         name: a Keras optimizer name such as "rmsprop" or "adam".
@@ -27,7 +31,9 @@ def get_optimizer(name, learning_rate, clipnorm=None, clipvalue=None, global_cli
             )
     config = {"learning_rate": learning_rate}
     config.update({key: value for key, value in clipping.items() if value is not None})
-    return keras.optimizers.get({"class_name": name, "config": config})
+    optimizer = keras.optimizers.get({"class_name": name, "config": config})
+    clipped = any(value is not None for value in clipping.values())
+    return clip_after_all_reduce(optimizer) if clipped else optimizer
 
 
 def optimizer_from_config(config, learning_rate=None):
