@@ -21,15 +21,16 @@ from functools import partial
 from typing import ClassVar
 
 import numpy as np
+import pandas as pd
 import tensorflow as tf
 import keras
 from keras import layers
 
 from tfkit import cli
-from tfkit.callbacks import AtomicBackupAndRestore, EpochStats, HistoryCSV
+from tfkit.callbacks import EpochStats, HistoryCSV, backup_and_restore
 from tfkit.config import TrainConfig, check_at_least, flag
 from tfkit.data.cifar10 import load_cifar10, parse_class
-from tfkit.distribute import describe, get_strategy
+from tfkit.distribute import chief_or_temporary, describe, get_strategy
 from tfkit.export import export_for_serving
 from tfkit.hardware import set_mixed_precision, use_jit_compile
 from tfkit.images import save_grid
@@ -161,9 +162,23 @@ class DCGAN(keras.Model):
     def call(self, latent, training=False):
         return self.generator(latent, training=training)
 
+    def replica_seed(self):
+        """A fresh random seed of this replica's own.
+
+        The replicas share one SeedGenerator, so with its seeds alone every replica
+        would draw the same latents and label noise. Replica 0 (the only one on one
+        device) draws what `keras.random` would.
+        """
+        replica = tf.distribute.get_replica_context().replica_id_in_sync_group
+        seed = self.seed_generator.next()
+        seed += tf.cast(tf.stack([0, replica]), seed.dtype)
+        return tf.cast(tf.math.floormod(seed, tf.int32.max - 1), tf.int32)  # int32 for XLA
+
     def train_step(self, real_images):
         batch_size = tf.shape(real_images)[0]
-        latent = keras.random.normal((batch_size, self.config.latent_dim), seed=self.seed_generator)
+        latent = tf.random.stateless_normal(
+            (batch_size, self.config.latent_dim), self.replica_seed()
+        )
         fake_images = tf.cast(self.generator(latent, training=True), tf.float32)
         images = tf.concat([fake_images, tf.cast(real_images, tf.float32)], axis=0)
         # The document's labels: generated = 1, real = 0 (or label_smoothing), plus noise.
@@ -171,13 +186,10 @@ class DCGAN(keras.Model):
             [tf.ones((batch_size, 1)), tf.fill((batch_size, 1), self.config.label_smoothing)],
             axis=0,
         )
-        flip = (
-            keras.random.uniform(tf.shape(labels), seed=self.seed_generator)
-            < self.config.flip_labels
-        )
-        labels = tf.where(flip, 1.0 - labels, labels)
-        labels += self.config.label_noise * keras.random.uniform(
-            tf.shape(labels), seed=self.seed_generator
+        flip = tf.random.stateless_uniform(tf.shape(labels), self.replica_seed())
+        labels = tf.where(flip < self.config.flip_labels, 1.0 - labels, labels)
+        labels += self.config.label_noise * tf.random.stateless_uniform(
+            tf.shape(labels), self.replica_seed()
         )
 
         with tf.GradientTape() as tape:
@@ -192,7 +204,9 @@ class DCGAN(keras.Model):
         self.d_optimizer.apply_gradients(zip(gradients, self.discriminator.trainable_variables))
 
         # The generator learns to make D say "real" (0); D's weights stay fixed here.
-        latent = keras.random.normal((batch_size, self.config.latent_dim), seed=self.seed_generator)
+        latent = tf.random.stateless_normal(
+            (batch_size, self.config.latent_dim), self.replica_seed()
+        )
         with tf.GradientTape() as tape:
             judged = self.discriminator(self.generator(latent, training=True), training=True)
             g_losses = self.bce(tf.zeros((batch_size, 1)), judged)
@@ -339,14 +353,14 @@ def main(argv=None):
         )
         return
 
-    run_dir = start_run(RECIPE, config)
+    run_dir = start_run(RECIPE, config, strategy)  # a temporary one on non-chief workers
     with strategy.scope():
         gan = build_model(config)
     arguments = fit_arguments(config, images)
     grid_latent = np.random.default_rng(config.seed).normal(
         size=(config.num_samples, config.latent_dim)
     )
-    history = gan.fit(
+    gan.fit(
         arguments["x"],
         epochs=config.epochs,
         callbacks=[
@@ -355,12 +369,14 @@ def main(argv=None):
             ImageGrid(os.path.join(run_dir, "samples"), grid_latent.astype("float32")),
             HistoryCSV(os.path.join(run_dir, "history.csv")),
             keras.callbacks.TensorBoard(os.path.join(run_dir, "logs")),
-            AtomicBackupAndRestore(os.path.join(run_dir, "backup")),
+            backup_and_restore(config, run_dir),
         ],
     )
 
-    # Record the run and export the generator for TF Serving.
-    scores = history.history.get("pixel_kid") or [float("nan")]
+    # Record the run and export the generator for TF Serving. The scores come from
+    # history.csv, which also holds the epochs before a resume.
+    history = pd.read_csv(os.path.join(run_dir, "history.csv"))
+    scores = list(history["pixel_kid"]) if "pixel_kid" in history else [float("nan")]
     write_json(
         os.path.join(run_dir, "metrics.json"),
         {
@@ -385,7 +401,7 @@ def main(argv=None):
             return {"images": to_uint8(tf.cast(generator(latent, training=False), tf.float32))}
 
         signature = [tf.TensorSpec([None, config.latent_dim], tf.float32, name="latent")]
-        export_dir = config.export_dir or f"saved_models/{RECIPE}"
+        export_dir = chief_or_temporary(config.export_dir or f"saved_models/{RECIPE}", strategy)
         print("exported:", export_for_serving(export_dir, serve, signature, [generator]))
 
 

@@ -22,7 +22,7 @@ from tfkit import cli
 from tfkit.callbacks import standard_callbacks
 from tfkit.config import ClassifierConfig, check_at_least, flag
 from tfkit.data.text import imdb_text_datasets, text_search_arguments
-from tfkit.distribute import describe, get_strategy
+from tfkit.distribute import chief_or_temporary, describe, get_strategy
 from tfkit.export import export_text_classifier
 from tfkit.hardware import set_mixed_precision, use_jit_compile
 from tfkit.metrics import binary_metrics
@@ -119,7 +119,7 @@ def main(argv=None):
         return
 
     # Model and training.
-    run_dir = start_run(RECIPE, config)
+    run_dir = start_run(RECIPE, config, strategy)  # a temporary one on non-chief workers
     with strategy.scope():
         model = build_model(config)
     model.summary()
@@ -146,8 +146,11 @@ def main(argv=None):
         **describe(strategy, config.batch_size),
     )
     if config.export:
-        export_dir = config.export_dir or f"saved_models/{RECIPE}"
-        print("exported:", export_text_classifier(export_dir, model, vectorizer, config.max_len))
+        export_dir = chief_or_temporary(config.export_dir or f"saved_models/{RECIPE}", strategy)
+        print(
+            "exported:",
+            export_text_classifier(export_dir, model, vectorizer, config.max_len),
+        )
 
 
 if __name__ == "__main__":

@@ -39,18 +39,47 @@ def _float32_policy():
         sys.modules["keras"].mixed_precision.set_global_policy("float32")
 
 
-def kill_after_epochs(command, history_csv, min_rows, epochs):
-    """Starts `command`, SIGKILLs it once `history_csv` has `min_rows` rows; returns the rows."""
+def kill_after_epochs(command, history_csv, min_rows, epochs, kill=None):
+    """Starts `command`, kills it once `history_csv` has `min_rows` rows; returns the rows.
+
+    `kill(process)` does the killing; by default SIGKILL goes to the process and every
+    process it started (all the workers of a `tfkit launch`).
+    """
     process = subprocess.Popen(
-        command, env=python_env(), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        command,
+        env=python_env(),
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
     )
     deadline = time.time() + 180
     while time.time() < deadline and process.poll() is None:
         if history_csv.exists() and len(pd.read_csv(history_csv)) >= min_rows:
             break
         time.sleep(0.05)
-    process.send_signal(signal.SIGKILL)
-    process.wait()
+    (kill or kill_all)(process)
+    process.wait(timeout=60)
     rows = len(pd.read_csv(history_csv))
     assert min_rows <= rows < epochs, "the run ended before it could be killed"
     return rows
+
+
+def kill_all(process):
+    os.killpg(process.pid, signal.SIGKILL)
+
+
+def kill_worker(index):
+    """A `kill` for `kill_after_epochs`: SIGKILL only worker `index` of a `tfkit launch`."""
+
+    def kill(launcher):
+        with open(f"/proc/{launcher.pid}/task/{launcher.pid}/children") as file:
+            children = [int(pid) for pid in file.read().split()]
+        for pid in children:
+            with open(f"/proc/{pid}/environ", "rb") as file:
+                if b'"index": %d}' % index in file.read():
+                    os.kill(pid, signal.SIGKILL)
+                    return
+        raise AssertionError(f"worker {index} is not running")
+
+    return kill

@@ -2,13 +2,15 @@
 so each test runs in a fresh process."""
 
 import json
+import os
+import re
 import subprocess
 import sys
 
 import pandas as pd
 import pytest
 
-from conftest import ROOT, python_env
+from conftest import ROOT, kill_after_epochs, kill_worker, python_env
 
 SAME_STEP = """
 import numpy as np
@@ -47,10 +49,54 @@ print("same")
 """
 
 
-def run_python(code_or_args, timeout=240):
+GAN_REPLICA_SEEDS = """
+import numpy as np
+import tfkit.quiet
+import keras
+import tensorflow as tf
+from recipes import dcgan_cifar10 as recipe
+from tfkit.distribute import get_strategy
+
+mirrored = get_strategy("mirrored", logical_cpus=2)
+config = recipe.Config(generator_filters=8, discriminator_filters=8)
+def gan():
+    return recipe.DCGAN(recipe.build_generator(config), recipe.build_discriminator(config), config)
+
+with mirrored.scope():
+    distributed = gan()
+seeds = mirrored.experimental_local_results(mirrored.run(tf.function(distributed.replica_seed)))
+assert not np.array_equal(seeds[0], seeds[1]), seeds  # each replica its own latents
+# On one device the GAN draws exactly what keras.random draws from the same seed.
+expected = keras.random.normal((4, 32), seed=keras.random.SeedGenerator(config.seed))
+np.testing.assert_array_equal(tf.random.stateless_normal((4, 32), gan().replica_seed()), expected)
+print("distinct")
+"""
+
+
+def run_python(code_or_args, timeout=240, **env):
     args = ["-c", code_or_args] if isinstance(code_or_args, str) else code_or_args
-    return subprocess.run([sys.executable, *args], env=python_env(), cwd=ROOT,
+    return subprocess.run([sys.executable, *args], env={**python_env(), **env}, cwd=ROOT,
                           capture_output=True, text=True, timeout=timeout)  # fmt: skip
+
+
+def text_run(run_dir, epochs, *flags):
+    """`python -m recipes.imdb_conv1d` on small synthetic data, every epoch run."""
+    return ["-m", "recipes.imdb_conv1d", "--data", "synthetic", "--max-examples", "256",
+            "--batch-size", "32", "--epochs", str(epochs), "--early-stopping-patience", "99",
+            "--run-dir", str(run_dir), *flags]  # fmt: skip
+
+
+def on_two_workers(args):
+    return ["-m", "tfkit", "launch", "--workers", "2", "--", sys.executable, *args,
+            "--strategy", "multi_worker"]  # fmt: skip
+
+
+def check_resumed(result, run_dir, rows_at_kill, epochs):
+    """The re-run succeeded, started where the backup left off, and ran each epoch once."""
+    assert result.returncode == 0, result.stderr[-3000:]
+    first_epoch = int(re.search(r"Epoch (\d+)/%d" % epochs, result.stdout).group(1)) - 1
+    assert first_epoch in (rows_at_kill - 1, rows_at_kill)  # resumed, not restarted
+    assert list(pd.read_csv(run_dir / "history.csv")["epoch"]) == list(range(epochs))
 
 
 def test_mirrored_step_equals_the_single_device_step_with_class_weights_and_clipping():
@@ -74,8 +120,74 @@ def test_a_recipe_and_a_search_run_mirrored_on_two_logical_cpus(tmp_path):
     assert (pd.read_csv(tmp_path / "search" / "trials.csv")["status"] == "COMPLETED").all()
 
 
-def test_multi_worker_is_refused_in_one_line_until_it_is_built():
-    result = run_python(["-m", "recipes.imdb_conv1d", "--strategy", "multi_worker",
-                         "--data", "synthetic", "--max-examples", "8"])  # fmt: skip
+def test_gan_replicas_draw_their_own_latents():
+    result = run_python(GAN_REPLICA_SEEDS)
+    assert result.returncode == 0 and "distinct" in result.stdout, result.stderr[-3000:]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("strategy", ["mirrored", "multi_worker"])
+def test_the_gan_trains_and_exports_under_a_strategy(tmp_path, strategy):
+    args = ["-m", "recipes.dcgan_cifar10", "--data", "synthetic", "--max-examples", "32",
+            "--epochs", "1", "--batch-size", "16", "--generator-filters", "8",
+            "--discriminator-filters", "8", "--quality-samples", "16",
+            "--run-dir", str(tmp_path / "run"), "--export-dir", str(tmp_path / "export")]  # fmt: skip
+    if strategy == "mirrored":
+        result = run_python([*args, "--strategy", "mirrored", "--logical-cpus", "2"])
+    else:
+        result = run_python(on_two_workers(args))
+    assert result.returncode == 0, result.stderr[-3000:]
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["replicas"] == 2 and metrics["final_pixel_kid"] > 0
+    assert os.listdir(tmp_path / "run" / "samples") == ["epoch_000.png"]
+    assert os.listdir(tmp_path / "export") == ["1"]
+
+
+@pytest.mark.slow
+def test_a_killed_mirrored_run_resumes_with_every_epoch_once(tmp_path):
+    epochs = 6
+    args = text_run(tmp_path / "run", epochs, "--strategy", "mirrored", "--logical-cpus", "2",
+                    "--no-export")  # fmt: skip
+    rows = kill_after_epochs([sys.executable, *args], tmp_path / "run" / "history.csv", 2, epochs)
+    check_resumed(run_python(args), tmp_path / "run", rows, epochs)
+
+
+@pytest.mark.slow
+def test_a_text_recipe_on_two_workers_where_only_the_chief_keeps_files(tmp_path):
+    (tmp_path / "tmp").mkdir()
+    args = text_run(tmp_path / "run", 2, "--export-dir", str(tmp_path / "export"))
+    result = run_python(on_two_workers(args), TMPDIR=str(tmp_path / "tmp"))
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert list(pd.read_csv(tmp_path / "run" / "history.csv")["epoch"]) == [0, 1]
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["replicas"] == 2 and metrics["per_replica_batch"] == 16
+    assert os.listdir(tmp_path / "export") == ["1"]
+    # Worker 1 ran the same saving code into a temporary folder, and removed it.
+    assert "[worker 1] exported: " + str(tmp_path / "tmp") in result.stderr
+    assert os.listdir(tmp_path / "tmp") == []
+
+
+@pytest.mark.slow
+def test_a_multi_worker_run_resumes_after_losing_one_worker_and_after_losing_all(
+    tmp_path,
+):
+    epochs = 7
+    args = on_two_workers(text_run(tmp_path / "run", epochs, "--no-export"))
+    history = tmp_path / "run" / "history.csv"
+    # Worker 1 dies: the launcher stops the chief, which would wait for it forever.
+    kill_after_epochs([sys.executable, *args], history, 2, epochs, kill=kill_worker(1))
+    rows = kill_after_epochs([sys.executable, *args], history, 4, epochs)  # every process
+    check_resumed(run_python(args), tmp_path / "run", rows, epochs)
+
+
+def test_multi_worker_without_tf_config_is_refused_in_one_line():
+    env = {key: value for key, value in python_env().items() if key != "TF_CONFIG"}
+    result = subprocess.run(
+        [sys.executable, "-m", "recipes.imdb_conv1d", "--strategy", "multi_worker",
+         "--data", "synthetic", "--max-examples", "8"],
+        env=env, cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
     assert result.returncode == 2
-    assert "--strategy multi_worker is not available yet" in result.stderr.strip().splitlines()[-1]
+    last_line = result.stderr.strip().splitlines()[-1]
+    assert "--strategy multi_worker needs TF_CONFIG" in last_line
+    assert "python -m tfkit launch --workers 2" in last_line

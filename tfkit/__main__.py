@@ -1,12 +1,13 @@
-"""`python -m tfkit list | cp RECIPE DEST.py | sample EXPORT_DIR | tune-report DIR`.
+"""`python -m tfkit list | cp | sample | tune-report | launch`.
 
-List the recipes, copy one to edit, draw images from an exported generator, or rank
-the trials of a hyperparameter search.
+List the recipes, copy one to edit, draw images from an exported generator, rank
+the trials of a hyperparameter search, or start a multi-worker run on this machine.
 
 Recipes are found by reading their header docstrings with `ast`, without importing
 them (or TensorFlow), so these commands answer at once.
 """
 
+import argparse
 import ast
 import importlib.util
 import os
@@ -103,6 +104,18 @@ def tune_report(args):
     print(f"plot: {os.path.join(args.search_dir, 'objective.png')}")
 
 
+def launch_workers(args):
+    """Runs the command as --workers local workers of one multi-worker cluster."""
+    from tfkit.launch import launch
+
+    command = args.command_line[1:] if args.command_line[:1] == ["--"] else args.command_line
+    if not command:
+        _usage_error("give the command after --, e.g. launch --workers 2 -- python -m recipes.x")
+    if args.workers < 1:
+        _usage_error(f"--workers must be >= 1. Received: {args.workers}")
+    sys.exit(launch(args.workers, command))
+
+
 def main(argv=None):
     parser = OneLineParser(prog="python -m tfkit", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
@@ -120,6 +133,13 @@ def main(argv=None):
     tune = commands.add_parser("tune-report", help="rank a search's trials and plot them")
     tune.add_argument("search_dir", help="the --run-dir of a --tune search")
     tune.set_defaults(handler=tune_report)
+    start = commands.add_parser(
+        "launch",
+        help="run a command as N local workers with TF_CONFIG set (multi-worker)",
+    )
+    start.add_argument("--workers", type=int, default=2, help="how many worker processes")
+    start.add_argument("command_line", nargs=argparse.REMAINDER, help="-- then the command")
+    start.set_defaults(handler=launch_workers)
     args = parser.parse_args(argv)
     args.handler(args)
 

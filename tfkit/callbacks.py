@@ -72,16 +72,30 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
     counter are written under temporary names and renamed into place, weights first:
     a kill between the two renames makes the resumed run repeat one epoch, never skip
     one. (Relies on Keras 3.15's private backup paths; setup.cfg pins Keras 3.15.)
+
+    `restore_dir` (default: `backup_dir`) is where a resumed run reads its backup:
+    the other workers of a multi-worker run write their own backups to temporary
+    folders but must resume from the chief's, at the same epoch.
     """
 
+    def __init__(self, backup_dir, restore_dir=None, **kwargs):
+        super().__init__(backup_dir, **kwargs)
+        self.restore_dir = restore_dir or backup_dir
+
     def on_train_begin(self, logs=None):
+        written = self._weights_path, self._training_metadata_path
+        self._weights_path, self._training_metadata_path = (
+            os.path.join(self.restore_dir, os.path.basename(path)) for path in written
+        )
         try:
             super().on_train_begin(logs)
         except (OSError, json.JSONDecodeError, KeyError) as error:
             raise RunStateError(
-                f"the backup in {self.backup_dir} cannot be read ({error}). Move that folder "
+                f"the backup in {self.restore_dir} cannot be read ({error}). Move that folder "
                 "away to restart the run from epoch 0, or use another --run-dir"
             ) from error
+        finally:
+            self._weights_path, self._training_metadata_path = written
 
     def _save_model(self):
         os.makedirs(self.backup_dir, exist_ok=True)
@@ -154,8 +168,18 @@ def standard_callbacks(config, run_dir, train_examples, monitor="val_loss"):
         HistoryCSV(os.path.join(run_dir, "history.csv")),
         keras.callbacks.TensorBoard(os.path.join(run_dir, "logs")),
         # Last, so an epoch is backed up only once everything above has seen it.
-        AtomicBackupAndRestore(os.path.join(run_dir, "backup")),
+        backup_and_restore(config, run_dir),
     ]
+
+
+def backup_and_restore(config, run_dir):
+    """The run's backup callback: written to `run_dir/backup`, resumed from `--run-dir`'s.
+
+    On the chief (or a single process) the two are the same folder; another worker of
+    a multi-worker run writes to its temporary `run_dir` and resumes from the chief's.
+    """
+    restore_from = os.path.join(config.run_dir or run_dir, "backup")
+    return AtomicBackupAndRestore(os.path.join(run_dir, "backup"), restore_dir=restore_from)
 
 
 def _scalar(value):

@@ -63,7 +63,9 @@ class TrainConfig:
 
     # Distribution.
     strategy: str = flag(
-        "auto", "auto: MirroredStrategy when more than one GPU is visible", STRATEGIES
+        "auto",
+        "auto: MirroredStrategy when more than one GPU is visible; multi_worker reads TF_CONFIG",
+        STRATEGIES,
     )
     logical_cpus: int = flag(0, "split the CPU into N devices, to try --strategy mirrored")
 
@@ -101,6 +103,12 @@ class TrainConfig:
         _check(self.epochs >= 1, "epochs must be >= 1", epochs=self.epochs)
         _check(self.max_trials >= 1, "max_trials must be >= 1", max_trials=self.max_trials)
         _check(self.logical_cpus >= 0, "logical_cpus must be >= 0", logical_cpus=self.logical_cpus)
+        _check(
+            not (self.tune and self.strategy == "multi_worker"),
+            "--tune spreads over machines with keras-tuner's own chief and workers (README, "
+            "Hyperparameter search), not with --strategy multi_worker",
+            strategy=self.strategy,
+        )
         _check(
             self.executions_per_trial >= 1,
             "executions_per_trial must be >= 1",

@@ -5,6 +5,12 @@
 the `strategy.num_replicas_in_sync` replicas gets `batch_size / replicas` examples.
 """
 
+import atexit
+import json
+import os
+import shutil
+import tempfile
+
 import tensorflow as tf
 
 from tfkit.errors import UsageError
@@ -32,7 +38,8 @@ def get_strategy(name="auto", logical_cpus=0):
 
     Args:
         name: "auto" (MirroredStrategy when more than one GPU is visible, else the
-            default strategy), "default" or "mirrored".
+            default strategy), "default", "mirrored", or "multi_worker"
+            (MultiWorkerMirroredStrategy over the cluster in `TF_CONFIG`).
         logical_cpus: if > 1, split the CPU into that many devices first; "mirrored"
             then mirrors over them.
 
@@ -41,7 +48,9 @@ def get_strategy(name="auto", logical_cpus=0):
     """
     if logical_cpus > 1:
         split_cpu(logical_cpus)
-    gpus = tf.config.list_logical_devices("GPU")
+    # Physical, not logical: listing logical devices starts the runtime, and
+    # MultiWorkerMirroredStrategy must configure its collectives before that.
+    gpus = tf.config.list_physical_devices("GPU")
     if name == "auto":
         name = "mirrored" if len(gpus) > 1 else "default"
     if name == "default":
@@ -54,7 +63,48 @@ def get_strategy(name="auto", logical_cpus=0):
         return tf.distribute.MirroredStrategy(
             devices, cross_device_ops=tf.distribute.ReductionToOneDevice()
         )
-    raise UsageError(f"--strategy {name} is not available yet; use auto, default or mirrored")
+    if name == "multi_worker":
+        return multi_worker_strategy(gpus)
+    raise UsageError(f"unknown --strategy {name}; use auto, default, mirrored or multi_worker")
+
+
+def multi_worker_strategy(gpus):
+    """MultiWorkerMirroredStrategy over the cluster that `TF_CONFIG` describes."""
+    from tfkit.keras_patches import fix_multi_worker_fit
+
+    try:
+        json.loads(os.environ["TF_CONFIG"])["cluster"]
+    except (KeyError, ValueError, TypeError):
+        raise UsageError(
+            "--strategy multi_worker needs TF_CONFIG with a cluster and this task (see the "
+            "README); on one machine: python -m tfkit launch --workers 2 -- <this command>"
+        ) from None
+    fix_multi_worker_fit()  # keras#20585
+    implementation = tf.distribute.experimental.CommunicationImplementation
+    # NCCL is GPU-only; RING (gRPC) is the collective for CPUs.
+    options = tf.distribute.experimental.CommunicationOptions(
+        implementation=implementation.AUTO if gpus else implementation.RING
+    )
+    return tf.distribute.MultiWorkerMirroredStrategy(communication_options=options)
+
+
+def is_chief(strategy):
+    """True unless this process is a non-chief worker of a multi-worker cluster."""
+    return strategy.extended.should_checkpoint
+
+
+def chief_or_temporary(path, strategy):
+    """`path` on the chief; on other workers, a temporary folder removed at exit.
+
+    Every worker must run the same saving code (it can hold collective ops), but only
+    the chief's files are kept, as in TensorFlow's multi-worker guide.
+    """
+    if is_chief(strategy):
+        return path
+    resolver = strategy.cluster_resolver
+    temporary = tempfile.mkdtemp(prefix=f"tfkit-{resolver.task_type}{resolver.task_id}-")
+    atexit.register(shutil.rmtree, temporary, ignore_errors=True)
+    return os.path.join(temporary, os.path.basename(os.path.normpath(path)) or "out")
 
 
 def describe(strategy, batch_size):

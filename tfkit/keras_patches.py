@@ -46,9 +46,11 @@ def fix_multi_worker_fit():
                 # Only the shapes are needed: take this worker's first replica's
                 # values instead of a cross-worker reduce outside any collective.
                 data_batch = tf.nest.map_structure(
-                    lambda value: self.distribute_strategy.experimental_local_results(value)[0]
-                    if isinstance(value, tf.distribute.DistributedValues)
-                    else value,
+                    lambda value: (
+                        self.distribute_strategy.experimental_local_results(value)[0]
+                        if isinstance(value, tf.distribute.DistributedValues)
+                        else value
+                    ),
                     batch,
                 )
                 break

@@ -7,6 +7,8 @@ import json
 import os
 import tempfile
 
+from tfkit.distribute import chief_or_temporary
+
 
 def default_run_dir(recipe):
     """`runs/<recipe>/<timestamp>/`, unique to the second."""
@@ -14,13 +16,14 @@ def default_run_dir(recipe):
     return os.path.join("runs", recipe, stamp)
 
 
-def start_run(recipe, config):
+def start_run(recipe, config, strategy):
     """Creates the run folder and writes `config.json`; returns the folder's path.
 
     Re-using an existing `--run-dir` is how a killed run resumes: its history,
-    checkpoint and backup are kept.
+    checkpoint and backup are kept. On a non-chief worker of a multi-worker run the
+    folder is a temporary one, removed at exit.
     """
-    run_dir = config.run_dir or default_run_dir(recipe)
+    run_dir = chief_or_temporary(config.run_dir or default_run_dir(recipe), strategy)
     os.makedirs(run_dir, exist_ok=True)
     write_json(
         os.path.join(run_dir, "config.json"), {"recipe": recipe, **dataclasses.asdict(config)}
