@@ -38,6 +38,7 @@ def test_flags_become_a_typed_config():
         (["--clipnorm", "1", "--global-clipnorm", "1"], "only one of clipnorm, clipvalue"),
         (["--clipnorm", "1", "--clipvalue", "0.5"], "only one of clipnorm, clipvalue"),
         (["--epochs", "two"], "invalid int value"),
+        (["--tune", "--strategy", "multi_worker"], "keras-tuner's own chief and workers"),
         (["--no-such-flag"], "unrecognized arguments"),
     ],
 )

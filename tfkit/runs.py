@@ -7,7 +7,7 @@ import json
 import os
 import tempfile
 
-from tfkit.distribute import chief_or_temporary
+from tfkit.distribute import chief_or_temporary, describe
 
 
 def default_run_dir(recipe):
@@ -31,6 +31,12 @@ def start_run(recipe, config, strategy):
     if config.data == "synthetic":
         print(f"[{recipe}] data: SYNTHETIC (generated, learnable; not the real dataset)")
     print(f"[{recipe}] run folder: {run_dir}")
+    layout = describe(strategy, config.batch_size)
+    name = type(strategy).__name__.lstrip("_")
+    print(
+        f"[{recipe}] {name}: {layout['replicas']} replica(s), global batch "
+        f"{config.batch_size}, {layout['per_replica_batch']:g} per replica"
+    )
     return run_dir
 
 
