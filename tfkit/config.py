@@ -58,7 +58,7 @@ class TrainConfig:
     )
     clipvalue: float | None = flag(None, "clip each gradient element to ±this (000: 0.5)")
     global_clipnorm: float | None = flag(
-        None, "clip all gradients together to this L2 norm (the choice under a strategy)"
+        None, "clip all gradients together to this L2 norm, keeping their direction (preferred)"
     )
 
     # Distribution.
