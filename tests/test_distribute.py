@@ -73,6 +73,39 @@ print("distinct")
 """
 
 
+# Each worker restores from its own folder, and only the chief's holds a backup: what
+# happens when --run-dir is not on storage that every host sees.
+WORKERS_DISAGREE = """
+import json, os, sys
+import numpy as np
+import tfkit.quiet
+import keras
+import tensorflow as tf
+from tfkit import cli
+from tfkit.callbacks import AtomicBackupAndRestore
+from tfkit.distribute import get_strategy
+
+def main(argv):
+    strategy = get_strategy("multi_worker")
+    index = json.loads(os.environ["TF_CONFIG"])["task"]["index"]
+    with strategy.scope():
+        model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+        model.compile("sgd", "mse")
+    restore = os.path.join(argv[0], f"restore{index}")
+    if index == 0:
+        os.makedirs(restore)
+        model.save_weights(os.path.join(restore, "latest.weights.h5"))
+        with open(os.path.join(restore, "training_metadata.json"), "w") as file:
+            json.dump({"epoch": 2, "batch": 0}, file)
+    x = np.zeros((8, 2), "float32")
+    backup = AtomicBackupAndRestore(os.path.join(argv[0], f"backup{index}"), restore_dir=restore)
+    model.fit(tf.data.Dataset.from_tensor_slices((x, x[:, :1])).batch(4), epochs=4,
+              callbacks=[backup], verbose=0)
+
+cli.run(main)
+"""
+
+
 def run_python(code_or_args, timeout=240, **env):
     args = ["-c", code_or_args] if isinstance(code_or_args, str) else code_or_args
     return subprocess.run([sys.executable, *args], env={**python_env(), **env}, cwd=ROOT,
@@ -86,8 +119,9 @@ def text_run(run_dir, epochs, *flags):
             "--run-dir", str(run_dir), *flags]  # fmt: skip
 
 
-def on_two_workers(args):
-    return ["-m", "tfkit", "launch", "--workers", "2", "--", sys.executable, *args,
+def on_two_workers(recipe_args):
+    """`tfkit launch` of the recipe on two local workers under multi_worker."""
+    return ["-m", "tfkit", "launch", "--workers", "2", "--", sys.executable, *recipe_args,
             "--strategy", "multi_worker"]  # fmt: skip
 
 
@@ -138,7 +172,8 @@ def test_the_gan_trains_and_exports_under_a_strategy(tmp_path, strategy):
         result = run_python(on_two_workers(args))
     assert result.returncode == 0, result.stderr[-3000:]
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
-    assert metrics["replicas"] == 2 and metrics["final_pixel_kid"] > 0
+    assert metrics["strategy"] == strategy and metrics["replicas"] == 2
+    assert metrics["final_pixel_kid"] > 0
     assert os.listdir(tmp_path / "run" / "samples") == ["epoch_000.png"]
     assert os.listdir(tmp_path / "export") == ["1"]
 
@@ -160,7 +195,8 @@ def test_a_text_recipe_on_two_workers_where_only_the_chief_keeps_files(tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     assert list(pd.read_csv(tmp_path / "run" / "history.csv")["epoch"]) == [0, 1]
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
-    assert metrics["replicas"] == 2 and metrics["per_replica_batch"] == 16
+    assert metrics["strategy"] == "multi_worker" and metrics["replicas"] == 2
+    assert metrics["per_replica_batch"] == 16
     assert os.listdir(tmp_path / "export") == ["1"]
     # Worker 1 ran the same saving code into a temporary folder, and removed it.
     assert "[worker 1] exported: " + str(tmp_path / "tmp") in result.stderr
@@ -178,6 +214,15 @@ def test_a_multi_worker_run_resumes_after_losing_one_worker_and_after_losing_all
     kill_after_epochs([sys.executable, *args], history, 2, epochs, kill=kill_worker(1))
     rows = kill_after_epochs([sys.executable, *args], history, 4, epochs)  # every process
     check_resumed(run_python(args), tmp_path / "run", rows, epochs)
+
+
+@pytest.mark.slow
+def test_workers_that_would_resume_at_different_epochs_fail_in_one_line(tmp_path):
+    launch = ["-m", "tfkit", "launch", "--workers", "2", "--", sys.executable]
+    result = run_python([*launch, "-c", WORKERS_DISAGREE, str(tmp_path)])
+    assert result.returncode == 1
+    assert "the workers would resume at different epochs [0, 2]" in result.stderr
+    assert "Put --run-dir on storage that every host sees" in result.stderr
 
 
 def test_multi_worker_without_tf_config_is_refused_in_one_line():

@@ -12,6 +12,7 @@ import time
 
 import numpy as np
 import pandas as pd
+import tensorflow as tf
 import keras
 
 from tfkit.errors import RunStateError
@@ -96,6 +97,27 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
             ) from error
         finally:
             self._weights_path, self._training_metadata_path = written
+        self._check_workers_agree()
+
+    def _check_workers_agree(self):
+        """Fails if the workers of a multi-worker run would resume at different epochs.
+
+        They would then run different numbers of steps and wait for each other forever.
+        """
+        strategy = self.model.distribute_strategy
+        if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+            return
+        epoch = tf.constant([getattr(self.model, "_initial_epoch", None) or 0])
+        epochs = strategy.gather(
+            strategy.experimental_distribute_values_from_function(lambda _: epoch), axis=0
+        )
+        epochs = sorted(set(epochs.numpy().tolist()))
+        if len(epochs) > 1:
+            raise RunStateError(
+                f"the workers would resume at different epochs {epochs}: every worker must "
+                f"read the chief's backup in {self.restore_dir}. Put --run-dir on storage that "
+                "every host sees"
+            )
 
     def _save_model(self):
         os.makedirs(self.backup_dir, exist_ok=True)

@@ -108,6 +108,12 @@ def chief_or_temporary(path, strategy):
 
 
 def describe(strategy, batch_size):
-    """{"replicas", "per_replica_batch"} for logs and metrics.json."""
+    """{"strategy", "replicas", "per_replica_batch"} for logs and metrics.json."""
+    if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        name = "multi_worker"
+    elif isinstance(strategy, tf.distribute.MirroredStrategy):
+        name = "mirrored"
+    else:
+        name = "default"
     replicas = strategy.num_replicas_in_sync
-    return {"replicas": replicas, "per_replica_batch": batch_size / replicas}
+    return {"strategy": name, "replicas": replicas, "per_replica_batch": batch_size / replicas}

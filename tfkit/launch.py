@@ -65,11 +65,7 @@ def launch(workers, command, poll_seconds=0.2):
             processes.append(subprocess.Popen(command, env=env))
             continue
         process = subprocess.Popen(
-            command,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
+            command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
         )
         threading.Thread(target=_prefix_lines, args=(process, index), daemon=True).start()
         processes.append(process)
@@ -109,6 +105,8 @@ def launch(workers, command, poll_seconds=0.2):
 
 
 def _prefix_lines(process, index):
-    for line in process.stdout:
-        sys.stderr.write(f"[worker {index}] {line}")
+    for line in process.stdout:  # bytes, split at "\n" only
+        # A progress bar redraws itself after carriage returns: keep its final state.
+        final = line.decode(errors="replace").rstrip("\n").rsplit("\r", 1)[-1]
+        sys.stderr.write(f"[worker {index}] {final}\n")
     process.stdout.close()

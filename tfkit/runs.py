@@ -32,10 +32,9 @@ def start_run(recipe, config, strategy):
         print(f"[{recipe}] data: SYNTHETIC (generated, learnable; not the real dataset)")
     print(f"[{recipe}] run folder: {run_dir}")
     layout = describe(strategy, config.batch_size)
-    name = type(strategy).__name__.lstrip("_")
     print(
-        f"[{recipe}] {name}: {layout['replicas']} replica(s), global batch "
-        f"{config.batch_size}, {layout['per_replica_batch']:g} per replica"
+        f"[{recipe}] strategy {layout['strategy']}: {layout['replicas']} replica(s), global "
+        f"batch {config.batch_size}, {layout['per_replica_batch']:g} per replica"
     )
     return run_dir
 
