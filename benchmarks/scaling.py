@@ -47,6 +47,8 @@ def run_once(recipe, prefix, strategy_flags, args, run_dir):
         "--data", "synthetic", "--max-examples", str(args.examples),
         "--epochs", str(args.epochs), "--batch-size", str(args.batch_size),
         "--early-stopping-patience", "99", "--no-export", "--run-dir", run_dir,
+        # XLA is off under any strategy; off everywhere compares like with like.
+        "--jit-compile", "off",
         *strategy_flags,
     ]  # fmt: skip
     env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
