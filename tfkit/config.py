@@ -100,19 +100,13 @@ class TrainConfig:
     )
 
     def __post_init__(self):
-        _check(self.epochs >= 1, "epochs must be >= 1", epochs=self.epochs)
-        _check(self.max_trials >= 1, "max_trials must be >= 1", max_trials=self.max_trials)
-        _check(self.logical_cpus >= 0, "logical_cpus must be >= 0", logical_cpus=self.logical_cpus)
+        check_at_least(self, 1, "epochs", "max_trials", "executions_per_trial")
+        check_at_least(self, 0, "logical_cpus")
         _check(
             not (self.tune and self.strategy == "multi_worker"),
             "--tune spreads over machines with keras-tuner's own chief and workers (README, "
             "Hyperparameter search), not with --strategy multi_worker",
             strategy=self.strategy,
-        )
-        _check(
-            self.executions_per_trial >= 1,
-            "executions_per_trial must be >= 1",
-            executions_per_trial=self.executions_per_trial,
         )
         _check(
             self.retrain_best is None
@@ -212,22 +206,12 @@ class ClassifierConfig(TrainConfig):
 
     def __post_init__(self):
         super().__post_init__()
-        _check(self.l2 >= 0, "l2 must be >= 0", l2=self.l2)
+        check_at_least(self, 0, "l2", "early_stopping_patience", "reduce_lr_patience")
         _check(0 <= self.dropout < 1, "dropout must be in [0, 1)", dropout=self.dropout)
         _check(
             0 < self.validation_split < 1,
             "validation_split must be in (0, 1)",
             validation_split=self.validation_split,
-        )
-        _check(
-            self.early_stopping_patience >= 0,
-            "early_stopping_patience must be >= 0",
-            early_stopping_patience=self.early_stopping_patience,
-        )
-        _check(
-            self.reduce_lr_patience >= 0,
-            "reduce_lr_patience must be >= 0",
-            reduce_lr_patience=self.reduce_lr_patience,
         )
         _check(
             0 < self.reduce_lr_factor < 1,
