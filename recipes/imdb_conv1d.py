@@ -147,10 +147,7 @@ def main(argv=None):
     )
     if config.export:
         export_dir = chief_or_temporary(config.export_dir or f"saved_models/{RECIPE}", strategy)
-        print(
-            "exported:",
-            export_text_classifier(export_dir, model, vectorizer, config.max_len),
-        )
+        print("exported:", export_text_classifier(export_dir, model, vectorizer, config.max_len))
 
 
 if __name__ == "__main__":

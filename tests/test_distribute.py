@@ -119,10 +119,12 @@ def text_run(run_dir, epochs, *flags):
             "--run-dir", str(run_dir), *flags]  # fmt: skip
 
 
+LAUNCH_TWO = ["-m", "tfkit", "launch", "--workers", "2", "--", sys.executable]
+
+
 def on_two_workers(recipe_args):
     """`tfkit launch` of the recipe on two local workers under multi_worker."""
-    return ["-m", "tfkit", "launch", "--workers", "2", "--", sys.executable, *recipe_args,
-            "--strategy", "multi_worker"]  # fmt: skip
+    return [*LAUNCH_TWO, *recipe_args, "--strategy", "multi_worker"]
 
 
 def check_resumed(result, run_dir, rows_at_kill, epochs):
@@ -218,8 +220,7 @@ def test_a_multi_worker_run_resumes_after_losing_one_worker_and_after_losing_all
 
 @pytest.mark.slow
 def test_workers_that_would_resume_at_different_epochs_fail_in_one_line(tmp_path):
-    launch = ["-m", "tfkit", "launch", "--workers", "2", "--", sys.executable]
-    result = run_python([*launch, "-c", WORKERS_DISAGREE, str(tmp_path)])
+    result = run_python([*LAUNCH_TWO, "-c", WORKERS_DISAGREE, str(tmp_path)])
     assert result.returncode == 1
     assert "the workers would resume at different epochs [0, 2]" in result.stderr
     assert "Put --run-dir on storage that every host sees" in result.stderr

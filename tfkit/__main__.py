@@ -134,8 +134,7 @@ def main(argv=None):
     tune.add_argument("search_dir", help="the --run-dir of a --tune search")
     tune.set_defaults(handler=tune_report)
     start = commands.add_parser(
-        "launch",
-        help="run a command as N local workers with TF_CONFIG set (multi-worker)",
+        "launch", help="run a command as N local workers with TF_CONFIG set (multi-worker)"
     )
     start.add_argument("--workers", type=int, default=2, help="how many worker processes")
     start.add_argument("command_line", nargs=argparse.REMAINDER, help="-- then the command")

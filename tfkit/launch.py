@@ -38,10 +38,7 @@ def free_ports(count):
 def tf_config(addresses, index):
     """The `TF_CONFIG` JSON of worker `index` in a cluster of workers at `addresses`."""
     return json.dumps(
-        {
-            "cluster": {"worker": list(addresses)},
-            "task": {"type": "worker", "index": index},
-        }
+        {"cluster": {"worker": list(addresses)}, "task": {"type": "worker", "index": index}}
     )
 
 
