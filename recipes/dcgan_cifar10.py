@@ -29,14 +29,16 @@ from keras import layers
 from tfkit import cli
 from tfkit.callbacks import EpochStats, HistoryCSV, backup_and_restore
 from tfkit.config import TrainConfig, check_at_least, flag
-from tfkit.data.cifar10 import load_cifar10, parse_class
-from tfkit.distribute import chief_or_temporary, describe, get_strategy
+from tfkit.data.cifar10 import CLASS_NAMES, load_cifar10, parse_class
+from tfkit.data.order import epoch_batches
+from tfkit.data.splits import class_counts
+from tfkit.distribute import chief_or_temporary, get_strategy
 from tfkit.export import export_for_serving
 from tfkit.hardware import set_mixed_precision, use_jit_compile
 from tfkit.images import save_grid
 from tfkit.optim import optimizer_from_config
 from tfkit.errors import DataError
-from tfkit.runs import plot_history, start_run, write_json
+from tfkit.runs import finish_run, start_run
 from tfkit.tune import best_config, search
 
 RECIPE = "dcgan_cifar10"
@@ -243,7 +245,8 @@ class ImageGrid(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         images = to_uint8(self.model.generator(self.latent, training=False)).numpy()
-        save_grid(os.path.join(self.folder, f"epoch_{epoch:03d}.png"), images)
+        path = os.path.join(self.folder, f"epoch_{epoch:03d}.png")
+        save_grid(path, images, title=f"epoch {epoch}")
 
 
 def pixel_features(images):
@@ -307,19 +310,28 @@ def search_space(hp):
 
 
 def load_data(config):
-    """The chosen class's training images, uint8, shuffled from the seed."""
+    """The chosen class's training images (uint8, shuffled from the seed) and their counts."""
     class_id = parse_class(config.image_class)
-    images = load_cifar10(config.data, config.data_dir, class_id, config.seed, config.max_examples)
+    images, labels = load_cifar10(
+        config.data, config.data_dir, class_id, config.seed, config.max_examples
+    )
     if len(images) < config.batch_size:
         raise DataError(f"only {len(images)} images, fewer than one batch of {config.batch_size}")
-    return images
+    counts = {"train": class_counts(labels, CLASS_NAMES)}
+    counts["train"] = {name: count for name, count in counts["train"].items() if count}
+    print("classes: train " + ", ".join(f"{n} {c}" for n, c in counts["train"].items()))
+    return images, counts
 
 
 def fit_arguments(config, images):
     """`fit` arguments shared by a run and a search trial: batches in [-1, 1], the score."""
-    dataset = tf.data.Dataset.from_tensor_slices(images).shuffle(len(images), seed=config.seed)
-    dataset = dataset.map(lambda image: tf.cast(image, tf.float32) / 127.5 - 1.0)
-    dataset = dataset.batch(config.batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
+    dataset = epoch_batches(
+        images,
+        config.batch_size,
+        config.seed,
+        drop_remainder=True,
+        map_fn=lambda batch: tf.cast(batch, tf.float32) / 127.5 - 1.0,
+    )
     quality_latent = np.random.default_rng(config.seed + 1).normal(
         size=(config.quality_samples, config.latent_dim)
     )
@@ -327,6 +339,7 @@ def fit_arguments(config, images):
     return {
         "x": dataset,
         "callbacks": [
+            dataset.epoch_order,  # first: each epoch's order, and where a resume starts
             keras.callbacks.TerminateOnNaN(),  # reads "loss" = d_loss + g_loss
             PixelKID(real_sample, quality_latent.astype("float32")),
         ],
@@ -338,10 +351,11 @@ def main(argv=None):
     strategy = get_strategy(config.strategy, config.logical_cpus)  # before any TF op
     if config.retrain_best:  # the best trial of a --tune search, retrained
         config = best_config(RECIPE, config)
-    keras.utils.set_random_seed(config.seed)
+    # Seeds everything; claims the run folder (refused if busy or made by other flags).
+    run = start_run(RECIPE, config, strategy)
     # bfloat16 doubled the step on a CPU with AVX512-BF16 (benchmarks/dcgan_throughput.py).
     policy = set_mixed_precision(config.mixed_precision, bf16_helps_on_cpu=True)
-    images = load_data(config)
+    images, counts = load_data(config)
     if config.tune:  # a keras-tuner search over search_space, scored by pixel_kid
         search(
             RECIPE,
@@ -350,10 +364,10 @@ def main(argv=None):
             search_space,
             strategy=strategy,
             fit_arguments=partial(fit_arguments, images=images),
+            run=run,
         )
         return
 
-    run_dir = start_run(RECIPE, config, strategy)  # a temporary one on non-chief workers
     with strategy.scope():
         gan = build_model(config)
     arguments = fit_arguments(config, images)
@@ -364,36 +378,17 @@ def main(argv=None):
         arguments["x"],
         epochs=config.epochs,
         callbacks=[
-            EpochStats(len(images)),
             *arguments["callbacks"],  # before the history, which records pixel_kid
-            ImageGrid(os.path.join(run_dir, "samples"), grid_latent.astype("float32")),
-            HistoryCSV(os.path.join(run_dir, "history.csv")),
-            keras.callbacks.TensorBoard(os.path.join(run_dir, "logs")),
-            backup_and_restore(config, run_dir),
+            EpochStats(len(images)),
+            ImageGrid(os.path.join(run.dir, "samples"), grid_latent.astype("float32")),
+            HistoryCSV(os.path.join(run.dir, "history.csv")),
+            keras.callbacks.TensorBoard(os.path.join(run.dir, "logs")),
+            backup_and_restore(config, run, arguments["x"]),  # last: a resume is exact
         ],
     )
 
-    # Record the run and export the generator for TF Serving. The scores come from
+    # Export the generator for TF Serving, and record the run. The scores come from
     # history.csv, which also holds the epochs before a resume.
-    history = pd.read_csv(os.path.join(run_dir, "history.csv"))
-    scores = list(history["pixel_kid"]) if "pixel_kid" in history else [float("nan")]
-    write_json(
-        os.path.join(run_dir, "metrics.json"),
-        {
-            "data": config.data,
-            "train_examples": len(images),
-            "final_pixel_kid": scores[-1],
-            "best_pixel_kid": min(scores),
-            "mixed_precision": policy,
-            **describe(strategy, config.batch_size),
-        },
-    )
-    plot_history(
-        os.path.join(run_dir, "history.csv"),
-        os.path.join(run_dir, "curves.png"),
-        pairs=("d_loss", "g_loss", "pixel_kid"),
-        title=f"{config.data} data",
-    )
     if config.export:
         generator = gan.generator
 
@@ -403,6 +398,18 @@ def main(argv=None):
         signature = [tf.TensorSpec([None, config.latent_dim], tf.float32, name="latent")]
         export_dir = chief_or_temporary(config.export_dir or f"saved_models/{RECIPE}", strategy)
         print("exported:", export_for_serving(export_dir, serve, signature, [generator]))
+    history = pd.read_csv(os.path.join(run.dir, "history.csv"))
+    scores = list(history["pixel_kid"]) if "pixel_kid" in history else [float("nan")]
+    finish_run(
+        run,
+        curves=("d_loss", "g_loss", "pixel_kid"),
+        data=config.data,
+        train_examples=len(images),
+        class_counts=counts,
+        final_pixel_kid=scores[-1],
+        best_pixel_kid=min(scores),
+        mixed_precision=policy,
+    )
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ from tfkit import cli
 from tfkit.callbacks import standard_callbacks
 from tfkit.config import ClassifierConfig, check_at_least, flag
 from tfkit.data.text import imdb_text_datasets, text_search_arguments
-from tfkit.distribute import chief_or_temporary, describe, get_strategy
+from tfkit.distribute import chief_or_temporary, get_strategy
 from tfkit.export import export_text_classifier
 from tfkit.hardware import set_mixed_precision, use_jit_compile
 from tfkit.metrics import binary_metrics
@@ -114,11 +114,11 @@ def search_space(hp):
 def main(argv=None):
     config = cli.parse_config(Config, argv, prog=f"python -m recipes.{RECIPE}", description=__doc__)
     strategy = get_strategy(config.strategy, config.logical_cpus)  # before any TF op
-    keras.utils.set_random_seed(config.seed)
-    policy = set_mixed_precision(config.mixed_precision, BF16_HELPS_ON_CPU[config.cell])
-
     if config.retrain_best:  # the best trial of a --tune search, retrained
         config = best_config(RECIPE, config)
+    # Seeds everything; claims the run folder (refused if busy or made by other flags).
+    run = start_run(RECIPE, config, strategy)
+    policy = set_mixed_precision(config.mixed_precision, BF16_HELPS_ON_CPU[config.cell])
 
     # Data: raw text, 20% of the training split held out for validation; the vectorizer
     # is adapted on the training text; the test split is used once, at the end.
@@ -131,11 +131,11 @@ def main(argv=None):
             search_space,
             partial(text_search_arguments, splits=splits),
             strategy,
+            run,
         )
         return
 
-    # Model and training.
-    run_dir = start_run(RECIPE, config, strategy)  # a temporary one on non-chief workers
+    # Model and training; a killed or stopped run resumes where it was.
     with strategy.scope():
         model = build_model(config)
     model.summary()
@@ -145,25 +145,16 @@ def main(argv=None):
         epochs=config.epochs,
         class_weight=class_weight_from_labels(splits.train[1], config.class_weight),
         callbacks=standard_callbacks(
-            config,
-            run_dir,
-            train_examples=len(splits.train[1]),
-            monitor="val_loss" if val is not None else "loss",
+            config, run, train, monitor="val_loss" if val is not None else "loss"
         ),
     )
 
-    # Evaluate on the test split, record the run, export for TF Serving.
+    # Evaluate on the test split, export for TF Serving, record the run.
     test_metrics = model.evaluate(test, return_dict=True)
-    finish_run(
-        run_dir,
-        test_metrics,
-        splits,
-        mixed_precision=policy,
-        **describe(strategy, config.batch_size),
-    )
     if config.export:
         export_dir = chief_or_temporary(config.export_dir or f"saved_models/{RECIPE}", strategy)
         print("exported:", export_text_classifier(export_dir, model, vectorizer, config.max_len))
+    finish_run(run, splits, test=test_metrics, mixed_precision=policy)
 
 
 if __name__ == "__main__":

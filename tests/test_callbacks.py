@@ -55,27 +55,3 @@ def test_checkpoint_lands_under_its_final_name_only(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["best.keras"]
     restored = keras.models.load_model(tmp_path / "best.keras")
     assert restored.output_shape == (None, 1)
-
-
-def test_backup_is_replaced_whole_and_a_corrupt_one_is_named(tmp_path):
-    import pytest
-
-    from tfkit.callbacks import AtomicBackupAndRestore
-    from tfkit.errors import RunStateError
-
-    model = tiny_model()
-    x = np.random.default_rng(0).random((16, 3)).astype("float32")
-    y = (x[:, :1] > 0.5).astype("float32")
-    backup = tmp_path / "backup"
-    callback = AtomicBackupAndRestore(str(backup), delete_checkpoint=False)
-    model.fit(x, y, epochs=2, verbose=0, callbacks=[callback])
-    assert sorted(p.name for p in backup.iterdir()) == ["latest.weights.h5", "training_metadata.json"]
-
-    resumed = model.fit(x, y, epochs=3, verbose=0, callbacks=[AtomicBackupAndRestore(str(backup))])
-    assert len(resumed.history["loss"]) == 1  # epochs 0 and 1 were done: only epoch 2 runs
-
-    (backup := tmp_path / "broken").mkdir()
-    (backup / "latest.weights.h5").write_bytes(b"\x89HDF\r\n\x1a\n truncated")
-    with pytest.raises(RunStateError, match="cannot be read.*Move that folder away"):
-        model.fit(x, y, epochs=1, verbose=0, callbacks=[AtomicBackupAndRestore(str(backup))])
-    assert (backup / "latest.weights.h5").read_bytes().endswith(b"truncated")

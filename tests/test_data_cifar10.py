@@ -48,11 +48,11 @@ def test_dir_source_keeps_one_class(tmp_path):
     for i in range(1, 6):
         write_batch(folder / f"data_batch_{i}.bin", *random_batch(rng, 20))
     (folder / "test_batch.bin").write_bytes(b"")  # not read for training
-    frogs = load_cifar10("dir", str(tmp_path), class_id=6, seed=0)
-    every = load_cifar10("dir", str(folder), class_id=None, seed=0)
+    frogs, frog_labels = load_cifar10("dir", str(tmp_path), class_id=6, seed=0)
+    every, _ = load_cifar10("dir", str(folder), class_id=None, seed=0)
     labels = np.concatenate([read_binary_batch(folder / f"data_batch_{i}.bin")[1] for i in range(1, 6)])
     assert len(frogs) == (labels == 6).sum() and len(every) == 100
-    assert len(load_cifar10("dir", str(tmp_path), class_id=None, seed=0, max_examples=9)) == 9
+    assert len(load_cifar10("dir", str(tmp_path), class_id=None, seed=0, max_examples=9)[0]) == 9
 
 
 def test_dir_source_names_missing_files(tmp_path):
@@ -67,9 +67,9 @@ def test_class_flag_forms():
 
 
 def test_synthetic_images_are_deterministic_structured_and_per_class():
-    frogs = load_cifar10("synthetic", class_id=6, seed=3, max_examples=32)
+    frogs, _ = load_cifar10("synthetic", class_id=6, seed=3, max_examples=32)
     assert frogs.shape == (32, 32, 32, 3) and frogs.dtype == np.uint8
-    assert (frogs == load_cifar10("synthetic", class_id=6, seed=3, max_examples=32)).all()
+    assert (frogs == load_cifar10("synthetic", class_id=6, seed=3, max_examples=32)[0]).all()
     # Structure: neighbouring pixels are far closer than random pixels would be.
     neighbour_gap = np.abs(np.diff(frogs.astype(int), axis=2)).mean()
     assert neighbour_gap < 10
@@ -82,5 +82,5 @@ def test_tfds_source_with_mock_data(tmp_path):
     import tensorflow_datasets as tfds
 
     with tfds.testing.mock_data(num_examples=30):
-        images = load_cifar10("tfds", str(tmp_path), class_id=None, seed=0)
+        images, _ = load_cifar10("tfds", str(tmp_path), class_id=None, seed=0)
     assert images.shape == (30, 32, 32, 3) and images.dtype == np.uint8

@@ -1,7 +1,8 @@
 """The command-line edge: flags from a config dataclass, and errors as one line.
 
 Only this module turns exceptions into an exit status: 2 for a bad setting, 1 for a
-failure such as missing data. Inside tfkit and the recipes, errors are exceptions.
+failure such as missing data, 0 for a run already complete, 128 + the signal's number
+for a run stopped by SIGTERM or SIGINT. Inside tfkit and the recipes they are exceptions.
 """
 
 import argparse
@@ -11,7 +12,8 @@ import sys
 import types
 import typing
 
-from tfkit.errors import DataError, RunStateError, UsageError
+from tfkit.errors import DataError, RunComplete, RunStateError, UsageError
+from tfkit.signals import TrainingStopped
 
 USAGE_ERROR = 2
 FAILURE = 1
@@ -79,6 +81,11 @@ def run(main, argv=None):
         _fail(FAILURE, f"error: {error}")
     except UsageError as error:
         _fail(USAGE_ERROR, f"error: {error}")
+    except RunComplete as done:
+        print(done)
+        sys.exit(0)
+    except TrainingStopped as stop:
+        _fail(stop.exit_status, str(stop))
     except KeyboardInterrupt:
         _fail(130, "interrupted; re-run the same command with the same --run-dir to resume")
 

@@ -46,7 +46,10 @@ class TrainConfig:
         None, "TFDS data directory (--data tfds) or the dataset's local copy (--data dir)"
     )
     max_examples: int | None = flag(None, "cap each split at N examples, for a quick run")
-    seed: int = flag(1337, "seed for the data split, synthetic data and weights")
+    seed: int = flag(1337, "seed for the data split and order, synthetic data, weights, dropout")
+    deterministic: bool = flag(
+        False, "deterministic TensorFlow ops: a re-run or a resumed run repeats bit for bit"
+    )
 
     # Optimisation.
     epochs: int = flag(10, "passes over the training data (002 §2.2 and §3.6 run 10)")
@@ -87,6 +90,10 @@ class TrainConfig:
         None, "SavedModel base path; default saved_models/<recipe>. Each export adds version N+1"
     )
     export: bool = flag(True, "export the trained model for TF Serving")
+    backup_every: int = flag(
+        0, "back up every N steps too; 0: every epoch, and every 5 minutes within long epochs"
+    )
+    overwrite: bool = flag(False, "train afresh in an existing --run-dir (or search folder)")
 
     # Hyperparameter search (002 §7.6), over the recipe's search_space.
     tune: bool = flag(False, "search hyperparameters with keras-tuner instead of one run")
@@ -94,14 +101,13 @@ class TrainConfig:
     max_trials: int = flag(10, "trials to run (Hyperband spends --epochs instead)")
     executions_per_trial: int = flag(1, "trainings per trial, averaged, to tame noise")
     objective: str | None = flag(None, "logged quantity to optimise; default: the recipe's")
-    overwrite: bool = flag(False, "start the search afresh instead of resuming it")
     retrain_best: str | None = flag(
         None, "retrain the best trial of the search in DIR on train+validation, then export"
     )
 
     def __post_init__(self):
         check_at_least(self, 1, "epochs", "max_trials", "executions_per_trial")
-        check_at_least(self, 0, "logical_cpus")
+        check_at_least(self, 0, "logical_cpus", "backup_every")
         _check(
             not (self.tune and self.strategy == "multi_worker"),
             "--tune spreads over machines with keras-tuner's own chief and workers (README, "

@@ -18,3 +18,7 @@ class DataError(RuntimeError):
 
 class RunStateError(RuntimeError):
     """A run's saved state (backup, checkpoint) cannot be used. The message says the way out."""
+
+
+class RunComplete(Exception):
+    """The run folder holds a finished run of the same command: nothing to do (exit 0)."""

@@ -2,6 +2,10 @@
 
 import numpy as np
 
+# 32-pixel CIFAR images are too small to judge at their own size.
+GRID_SCALE = 4
+TITLE_HEIGHT = 20
+
 
 def tile(images):
     """A batch of HxWxC images as one roughly square grid image (empty cells black)."""
@@ -15,11 +19,22 @@ def tile(images):
     return grid.reshape(rows * height, columns * width, channels)
 
 
-def save_grid(path, images):
-    """Writes uint8 images as one PNG grid, through a temporary name."""
-    from PIL import Image
+def save_grid(path, images, title=None, scale=GRID_SCALE):
+    """Writes uint8 images as one PNG grid, each pixel a `scale`-wide square (nearest).
+
+    A `title` (e.g. "epoch 3") goes in a strip above the grid. Written through a
+    temporary name.
+    """
+    from PIL import Image, ImageDraw
 
     from tfkit.runs import atomic_path
 
+    grid = Image.fromarray(tile(images))
+    grid = grid.resize((grid.width * scale, grid.height * scale), Image.NEAREST)
+    if title:
+        titled = Image.new("RGB", (grid.width, grid.height + TITLE_HEIGHT), "white")
+        titled.paste(grid, (0, TITLE_HEIGHT))
+        ImageDraw.Draw(titled).text((4, 4), title, fill="black")
+        grid = titled
     with atomic_path(path) as temporary:
-        Image.fromarray(tile(images)).save(temporary, format="PNG")
+        grid.save(temporary, format="PNG")

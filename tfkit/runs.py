@@ -1,13 +1,34 @@
-"""Run folders: where each run's config, history, metrics, checkpoint and plots go."""
+"""Run folders: where each run's config, history, metrics, checkpoint and plots go.
 
+A run folder belongs to the config that made it, and to one process at a time.
+"""
+
+import atexit
 import contextlib
 import dataclasses
 import datetime
+import fcntl
 import json
 import os
+import shutil
+import socket
 import tempfile
 
-from tfkit.distribute import chief_or_temporary, describe
+from tfkit import signals
+from tfkit.distribute import chief_or_temporary, describe, is_chief
+from tfkit.errors import RunComplete, UsageError
+
+
+# Flags that say where and how a run goes, not what it trains: they may differ when a
+# run folder is reused. Every other flag must match the config.json of the folder.
+NOT_TRAINING_FLAGS = frozenset(
+    {
+        "run_dir", "export_dir", "export", "overwrite", "backup_every",
+        "strategy", "logical_cpus", "jit_compile",
+        "tune", "tuner", "max_trials", "executions_per_trial", "objective", "retrain_best",
+    }
+)  # fmt: skip
+LOCK_FILE = ".lock"
 
 
 def default_run_dir(recipe):
@@ -16,43 +37,221 @@ def default_run_dir(recipe):
     return os.path.join("runs", recipe, stamp)
 
 
-def start_run(recipe, config, strategy):
-    """Creates the run folder and writes `config.json`; returns the folder's path.
+def default_search_dir(recipe, tuner):
+    """`runs/<recipe>/tune-<tuner>/`: a re-run of the same search resumes it."""
+    return os.path.join("runs", recipe, f"tune-{tuner}")
 
-    Re-using an existing `--run-dir` is how a killed run resumes: its history,
-    checkpoint and backup are kept. On a non-chief worker of a multi-worker run the
-    folder is a temporary one, removed at exit.
+
+@dataclasses.dataclass
+class Run:
+    """A run folder held by this process, and what the run did that metrics.json records."""
+
+    recipe: str
+    dir: str
+    config: object
+    strategy: object
+    lock: "FolderLock | None" = None
+    resumed: list = dataclasses.field(default_factory=list)  # filled by the backup callback
+
+
+def start_run(recipe, config, strategy):
+    """Seeds the run, claims its folder, and returns the `Run`.
+
+    Every random draw is seeded from `--seed` (and under `--deterministic` TensorFlow's
+    ops are made deterministic). The folder, `--run-dir` or `runs/<recipe>/<timestamp>/`
+    (a search's: `runs/<recipe>/tune-<tuner>/`), belongs to the config that made it:
+
+    - the same command on a finished run raises `RunComplete` and changes nothing;
+    - other training flags (see `NOT_TRAINING_FLAGS`) raise `UsageError` naming them,
+      unless `--overwrite`, which empties the folder and trains afresh;
+    - a folder in use by a live process raises `UsageError` naming its process id;
+    - otherwise a run left unfinished resumes from its backup.
+
+    On a non-chief worker of a multi-worker run the folder is a temporary one.
+
+    Raises:
+        RunComplete, UsageError: as above.
     """
-    run_dir = chief_or_temporary(config.run_dir or default_run_dir(recipe), strategy)
-    os.makedirs(run_dir, exist_ok=True)
-    write_json(
-        os.path.join(run_dir, "config.json"), {"recipe": recipe, **dataclasses.asdict(config)}
-    )
+    _seed_everything(config.seed, config.deterministic)
+    if config.tune:
+        folder = config.run_dir or default_search_dir(recipe, config.tuner)
+        # Distributed searches share one folder: one lock per keras-tuner process.
+        tuner_id = os.environ.get("KERASTUNER_TUNER_ID", "")
+        lock = FolderLock(folder, f"{LOCK_FILE}{'-' + tuner_id if tuner_id else ''}")
+        return Run(recipe, folder, config, strategy, lock.acquire())
+
+    folder = chief_or_temporary(config.run_dir or default_run_dir(recipe), strategy)
+    record = {"recipe": recipe, **dataclasses.asdict(config)}
+    lock = None
+    if is_chief(strategy):
+        _check_folder_belongs(folder, record, config.overwrite)
+        lock = FolderLock(folder).acquire()
+        if config.overwrite:
+            _empty_folder(folder, keep=LOCK_FILE)
+    if not os.path.exists(os.path.join(folder, "config.json")):
+        write_json(os.path.join(folder, "config.json"), record)
+    signals.install()
     if config.data == "synthetic":
         print(f"[{recipe}] data: SYNTHETIC (generated, learnable; not the real dataset)")
-    print(f"[{recipe}] run folder: {run_dir}")
+    print(f"[{recipe}] run folder: {folder}")
     layout = describe(strategy, config.batch_size)
     print(
         f"[{recipe}] strategy {layout['strategy']}: {layout['replicas']} replica(s), global "
         f"batch {config.batch_size}, {layout['per_replica_batch']:g} per replica"
     )
-    return run_dir
+    return Run(recipe, folder, config, strategy, lock)
 
 
-def finish_run(run_dir, test_metrics, splits, **extra):
-    """Writes `metrics.json` (test metrics, data source, split sizes) and `curves.png`."""
-    metrics = {
-        "test": {name: float(value) for name, value in test_metrics.items()},
-        "data": splits.source,
-        **splits.sizes(),
-        **extra,
-    }
-    write_json(os.path.join(run_dir, "metrics.json"), metrics)
-    history = os.path.join(run_dir, "history.csv")
+def finish_run(run, splits=None, curves=None, **metrics):
+    """Writes `metrics.json` and `curves.png`, then lets go of the folder.
+
+    `metrics.json` holds `metrics` (e.g. `test`), the data source, the split sizes and
+    `class_counts`, the strategy, and `resumed`: each resume of the run as
+    `{"epoch": E, "step": S}`. It is written last: a run folder with it is complete,
+    and its backup is removed. `curves` names the metrics `curves.png` plots.
+    """
+    record = {**metrics, **describe(run.strategy, run.config.batch_size), "resumed": run.resumed}
+    if splits is not None:
+        record.update(data=splits.source, class_counts=splits.class_counts(), **splits.sizes())
+    history = os.path.join(run.dir, "history.csv")
     if os.path.exists(history):
-        title = "SYNTHETIC data" if splits.source == "synthetic" else f"{splits.source} data"
-        plot_history(history, os.path.join(run_dir, "curves.png"), title=title)
-    return metrics
+        source = record.get("data", run.config.data)
+        source = "SYNTHETIC" if source == "synthetic" else source
+        plot_history(
+            history,
+            os.path.join(run.dir, "curves.png"),
+            pairs=curves,
+            title=f"{run.recipe} on {source} data",
+        )
+    write_json(os.path.join(run.dir, "metrics.json"), record)
+    shutil.rmtree(os.path.join(run.dir, "backup"), ignore_errors=True)
+    if run.lock:
+        run.lock.release()
+    return record
+
+
+class FolderLock:
+    """An exclusive `flock` on `<folder>/.lock`, which holds the owner's process id.
+
+    The kernel drops the lock when its process dies, however it dies, so a lock file
+    left by a killed run is stale and simply taken over.
+    """
+
+    _held = {}  # path -> lock, so a run that failed in this process never blocks the next
+
+    def __init__(self, folder, name=LOCK_FILE):
+        self.path = os.path.join(folder, name)
+        self.fd = None
+
+    def acquire(self):
+        """Takes the lock; raises `UsageError` naming the process that holds it."""
+        os.makedirs(os.path.dirname(self.path) or ".", exist_ok=True)
+        previous = FolderLock._held.pop(os.path.abspath(self.path), None)
+        if previous:
+            previous.release()
+        while True:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                owner = os.read(fd, 200).decode(errors="replace").split("\n")[0] or "?"
+                os.close(fd)
+                raise UsageError(
+                    f"{os.path.dirname(self.path)} is in use by process {owner}; wait for it "
+                    "to end (or stop it), or use another --run-dir"
+                ) from None
+            try:  # the owner may have removed the file between our open and flock
+                if os.stat(self.path).st_ino == os.fstat(fd).st_ino:
+                    break
+            except FileNotFoundError:
+                pass
+            os.close(fd)
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n{socket.gethostname()}\n".encode())
+        self.fd = fd
+        FolderLock._held[os.path.abspath(self.path)] = self
+        atexit.register(self.release)
+        return self
+
+    def release(self):
+        if self.fd is None:
+            return
+        FolderLock._held.pop(os.path.abspath(self.path), None)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.path)
+        os.close(self.fd)  # closing drops the flock
+        self.fd = None
+
+
+def training_differences(saved, current):
+    """The training flags on which two config records differ: {flag: (saved, current)}."""
+    keys = (set(saved) | set(current)) - NOT_TRAINING_FLAGS
+    return {
+        key: (saved.get(key), current.get(key))
+        for key in sorted(keys)
+        if saved.get(key) != current.get(key)
+    }
+
+
+def _check_folder_belongs(folder, record, overwrite):
+    """Refuses a folder that is not this run's (or says the run is complete)."""
+    config_path = os.path.join(folder, "config.json")
+    if not os.path.exists(config_path):
+        others = [name for name in _listdir(folder) if name != LOCK_FILE]
+        if others:
+            raise UsageError(
+                f"--run-dir {folder} is not empty and not a run folder (no config.json); "
+                "choose an empty or new folder"
+            )
+        return
+    if overwrite:
+        return
+    with open(config_path) as file:
+        saved = json.load(file)
+    if saved.get("recipe") != record["recipe"]:
+        raise UsageError(
+            f"{folder} holds a run of {saved.get('recipe')}, not {record['recipe']}; use another "
+            "--run-dir"
+        )
+    differences = training_differences(saved, record)
+    if differences:
+        shown = ", ".join(
+            f"--{key.replace('_', '-')} {now!r} (the run's: {then!r})"
+            for key, (then, now) in differences.items()
+        )
+        raise UsageError(
+            f"{folder} holds a run made with other training flags: {shown}. Use another "
+            "--run-dir, or --overwrite to train afresh in this one"
+        )
+    if os.path.exists(os.path.join(folder, "metrics.json")):
+        raise RunComplete(
+            f"{folder} is a complete run of this command; its metrics are in "
+            f"{os.path.join(folder, 'metrics.json')} (--overwrite trains it again)"
+        )
+
+
+def _empty_folder(folder, keep):
+    for name in _listdir(folder):
+        if name == keep:
+            continue
+        path = os.path.join(folder, name)
+        if os.path.isdir(path) and not os.path.islink(path):
+            shutil.rmtree(path)
+        else:
+            os.remove(path)
+
+
+def _listdir(folder):
+    return os.listdir(folder) if os.path.isdir(folder) else []
+
+
+def _seed_everything(seed, deterministic):
+    import keras
+    import tensorflow as tf
+
+    keras.utils.set_random_seed(seed)  # Python, NumPy and TensorFlow
+    if deterministic:
+        tf.config.experimental.enable_op_determinism()
 
 
 @contextlib.contextmanager
@@ -81,7 +280,12 @@ def write_atomic(path, text):
 
 def write_json(path, data):
     """Writes `data` as indented JSON, atomically."""
-    write_atomic(path, json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
+    write_atomic(path, json.dumps(data, indent=2, sort_keys=True, default=_plain) + "\n")
+
+
+def _plain(value):
+    """NumPy and TensorFlow numbers as Python numbers in JSON; anything else as text."""
+    return value.item() if hasattr(value, "item") else str(value)
 
 
 def plot_history(history_csv, png_path, pairs=None, title=None):

@@ -17,7 +17,7 @@ import keras_tuner
 import pandas as pd
 
 from tfkit.errors import UsageError
-from tfkit.runs import write_atomic, write_json
+from tfkit.runs import default_search_dir, write_atomic, write_json
 
 TUNERS = {
     "random": keras_tuner.RandomSearch,
@@ -102,7 +102,7 @@ class RecipeHyperModel(keras_tuner.HyperModel):
         return model.fit(*args, verbose=2, **arguments, **kwargs)
 
 
-def search(recipe, config, build_model, search_space, fit_arguments, strategy=None):
+def search(recipe, config, build_model, search_space, fit_arguments, strategy=None, run=None):
     """Runs (or resumes) the search `--tune` asks for; returns the search folder.
 
     Args:
@@ -113,12 +113,23 @@ def search(recipe, config, build_model, search_space, fit_arguments, strategy=No
         fit_arguments: `config -> dict` of `model.fit` arguments (data, callbacks...).
         strategy: the run's `tf.distribute.Strategy`; keras-tuner builds each trial's
             model in its scope (wrapping `search` in a scope breaks it, keras-tuner#686).
+        run: the `Run` from `start_run`, which holds the search folder's lock; it is
+            let go when the search ends.
 
     Raises:
         UsageError: the folder holds a search this one must not resume.
     """
+    directory = run.dir if run else config.run_dir or default_search_dir(recipe, config.tuner)
+    try:
+        _search(recipe, config, build_model, search_space, fit_arguments, strategy, directory)
+    finally:
+        if run and run.lock:
+            run.lock.release()
+    return directory
+
+
+def _search(recipe, config, build_model, search_space, fit_arguments, strategy, directory):
     objective = objective_of(config)
-    directory = config.run_dir or os.path.join("runs", recipe, f"tune-{config.tuner}")
     record = {
         "recipe": recipe,
         "tuner": config.tuner,
@@ -142,7 +153,6 @@ def search(recipe, config, build_model, search_space, fit_arguments, strategy=No
     tuner.search()  # on a distributed chief: serves the oracle until the workers finish
     if not tuner._is_worker():
         write_results(tuner, directory, objective)
-    return directory
 
 
 def write_results(tuner, directory, objective):

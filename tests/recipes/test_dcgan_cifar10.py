@@ -127,13 +127,16 @@ def real_batches(count=8):
 def test_backup_holds_both_networks_and_both_optimizers(tmp_path):
     import numpy as np
 
-    from tfkit.callbacks import AtomicBackupAndRestore
+    from tfkit.backup import ExactBackupAndRestore, read_backup_state
+    from tfkit.data.order import epoch_batches
 
     gan = narrow_gan()
-    backup = AtomicBackupAndRestore(str(tmp_path), delete_checkpoint=False)
-    gan.fit(real_batches(), epochs=1, verbose=0, callbacks=[backup])
+    images = np.random.default_rng(0).uniform(-1, 1, (8, 32, 32, 3)).astype("float32")
+    batches = epoch_batches(images, 4, seed=0)
+    backup = ExactBackupAndRestore(str(tmp_path / "backup"), batches.epoch_order)
+    gan.fit(batches, epochs=1, verbose=0, callbacks=[batches.epoch_order, backup])
     restored = narrow_gan()
-    restored.load_weights(tmp_path / "latest.weights.h5")
+    restored.load_weights(tmp_path / "backup" / read_backup_state(tmp_path)["files"]["weights"])
     for name in ("d_optimizer", "g_optimizer"):
         saved = [np.asarray(v) for v in getattr(gan, name).variables]
         loaded = [np.asarray(v) for v in getattr(restored, name).variables]

@@ -10,6 +10,7 @@ import os
 import numpy as np
 
 from tfkit.data.download import download_and_prepare
+from tfkit.data.splits import stratified_sample
 from tfkit.errors import DataError
 
 TFDS_NAME = "cifar10"
@@ -85,7 +86,8 @@ def load_cifar10(source, data_dir=None, class_id=6, seed=1337, max_examples=None
         max_examples: caps the number of images, for quick runs.
 
     Returns:
-        A uint8 array of shape (n, 32, 32, 3), shuffled from `seed`.
+        `(images, labels)`: uint8 images of shape (n, 32, 32, 3) and their class ids,
+        shuffled from `seed`; a cap keeps the class mix.
     """
     if source == "tfds":
         images, labels = _from_tfds(data_dir)
@@ -96,13 +98,14 @@ def load_cifar10(source, data_dir=None, class_id=6, seed=1337, max_examples=None
         if max_examples is not None:
             count = min(count, max_examples)
         classes = np.full(count, class_id) if class_id is not None else np.arange(count) % 10
-        return synthetic_images(classes, seed)
+        return synthetic_images(classes, seed), classes.astype("uint8")
     else:
         raise ValueError(f"unknown data source. Received: data={source!r}")
     if class_id is not None:
-        images = images[labels == class_id]
-    images = images[np.random.default_rng(seed).permutation(len(images))]
-    return images[:max_examples] if max_examples is not None else images
+        images, labels = images[labels == class_id], labels[labels == class_id]
+    count = len(labels) if max_examples is None else max_examples
+    order = stratified_sample(labels, count, np.random.default_rng(seed))
+    return images[order], labels[order]
 
 
 def _from_tfds(data_dir):

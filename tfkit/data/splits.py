@@ -13,13 +13,14 @@ class Splits:
     val: tuple
     test: tuple
     source: str  # "tfds", "dir" or "synthetic": recorded in every output
+    class_names: tuple = ("neg", "pos")  # label i is class_names[i]
 
     def with_validation_in_training(self):
         """These splits with the validation examples moved into training (for a final fit)."""
         inputs = np.concatenate([self.train[0], self.val[0]])
         labels = np.concatenate([self.train[1], self.val[1]])
         empty = (self.val[0][:0], self.val[1][:0])
-        return Splits(train=(inputs, labels), val=empty, test=self.test, source=self.source)
+        return Splits((inputs, labels), empty, self.test, self.source, self.class_names)
 
     def sizes(self):
         """Example counts, as recorded in metrics.json."""
@@ -29,22 +30,66 @@ class Splits:
             "test_examples": len(self.test[1]),
         }
 
+    def class_counts(self):
+        """{"train": {class name: count}, "val": ..., "test": ...}, as metrics.json records."""
+        splits = {"train": self.train, "val": self.val, "test": self.test}
+        return {name: class_counts(split[1], self.class_names) for name, split in splits.items()}
+
+    def describe(self):
+        """One line of class counts per split, for the run's first lines."""
+        return "; ".join(
+            f"{split} " + ", ".join(f"{name} {count}" for name, count in counts.items())
+            for split, counts in self.class_counts().items()
+        )
+
+
+def class_counts(labels, class_names):
+    """{class name: how many of `labels` are that class}, every class listed."""
+    counts = np.bincount(np.asarray(labels, dtype="int64"), minlength=len(class_names))
+    return {name: int(count) for name, count in zip(class_names, counts)}
+
+
+def stratified_sample(labels, count, rng):
+    """Indices of `count` of `labels`, drawn without replacement, keeping the class mix.
+
+    Each class gets its share of `count` (largest remainders round), so a cap of a
+    split read class by class still holds every class in its proportion.
+    """
+    labels = np.asarray(labels)
+    if count >= len(labels):
+        return rng.permutation(len(labels))
+    classes, sizes = np.unique(labels, return_counts=True)
+    exact = count * sizes / len(labels)
+    quotas = np.floor(exact).astype(int)
+    for index in np.argsort(quotas - exact)[: count - quotas.sum()]:  # largest remainders
+        quotas[index] += 1
+    chosen = [
+        rng.choice(np.flatnonzero(labels == label), quota, replace=False)
+        for label, quota in zip(classes, quotas)
+    ]
+    return rng.permutation(np.concatenate(chosen))
+
 
 def split_and_cap(train, test, source, validation_split, seed, max_examples=None):
-    """Holds out a seeded `validation_split` of `train`; caps each split at `max_examples`.
+    """Holds out a seeded, stratified `validation_split` of `train`; caps each split.
 
-    The test split is left for the final evaluation only.
+    `max_examples` caps each split by a seeded draw that keeps its class mix. The
+    test split is left for the final evaluation only.
     """
     inputs, labels = train
-    order = np.random.default_rng(seed).permutation(len(labels))
-    num_val = max(1, int(round(len(order) * validation_split)))
-    val_index, train_index = order[:num_val], order[num_val:]
+    rng = np.random.default_rng(seed)
+    num_val = max(1, int(round(len(labels) * validation_split)))
+    val_index = stratified_sample(labels, num_val, rng)
+    train_index = np.setdiff1d(np.arange(len(labels)), val_index)
+    train_index = rng.permutation(train_index)
+    test_index = np.arange(len(test[1]))
     if max_examples is not None:
-        train_index, val_index = train_index[:max_examples], val_index[:max_examples]
-        test = (test[0][:max_examples], test[1][:max_examples])
+        train_index = train_index[stratified_sample(labels[train_index], max_examples, rng)]
+        val_index = val_index[stratified_sample(labels[val_index], max_examples, rng)]
+        test_index = stratified_sample(test[1], max_examples, rng)
     return Splits(
         train=(inputs[train_index], labels[train_index]),
         val=(inputs[val_index], labels[val_index]),
-        test=test,
+        test=(test[0][test_index], test[1][test_index]),
         source=source,
     )

@@ -11,6 +11,7 @@ import numpy as np
 import tensorflow as tf
 import keras
 
+from tfkit.data.order import epoch_batches
 from tfkit.data.splits import Splits
 
 
@@ -65,6 +66,7 @@ def imdb_text_datasets(config):
     )
     if config.retrain_best:  # the final model also learns from the validation examples
         splits = splits.with_validation_in_training()
+    print(f"classes: {splits.describe()}")
     vectorizer = adapt_vectorizer(splits.train[0], config.max_features)
     ids = vectorize_splits(splits, vectorizer, config.max_len)
     return ids, vectorizer, batched_datasets(ids, config.batch_size, config.seed)
@@ -80,7 +82,7 @@ def text_search_arguments(config, splits):
         "x": train,
         "validation_data": val,
         "class_weight": class_weight_from_labels(splits.train[1], config.class_weight),
-        "callbacks": trial_callbacks(config),
+        "callbacks": [train.epoch_order, *trial_callbacks(config)],
     }
 
 
@@ -90,26 +92,30 @@ def vectorize_splits(splits, vectorizer, sequence_length):
     def ids(split):
         return vectorize(vectorizer, split[0], sequence_length), split[1]
 
-    return Splits(ids(splits.train), ids(splits.val), ids(splits.test), splits.source)
+    return Splits(
+        ids(splits.train), ids(splits.val), ids(splits.test), splits.source, splits.class_names
+    )
 
 
 def batched_datasets(splits, batch_size, seed):
     """Batched `tf.data` pipelines of `(token ids, label)` for train, validation and test.
 
-    The training split is reshuffled every epoch from `seed`; labels have shape
-    `(batch, 1)`, float32; validation is None when the split is empty.
+    The training split comes in a new order every epoch, a function of `seed` and the
+    epoch (`tfkit.data.order`), so a resumed run trains on the same batches; labels
+    have shape `(batch, 1)`, float32; validation is None when the split is empty.
     """
 
-    def pipeline(split, shuffle):
+    def arrays(split):
         ids, labels = split
-        labels = np.asarray(labels, dtype="float32").reshape(-1, 1)
-        dataset = tf.data.Dataset.from_tensor_slices((ids, labels))
-        if shuffle:
-            dataset = dataset.shuffle(len(labels), seed=seed, reshuffle_each_iteration=True)
+        return ids, np.asarray(labels, dtype="float32").reshape(-1, 1)
+
+    def pipeline(split):
+        dataset = tf.data.Dataset.from_tensor_slices(arrays(split))
         return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
 
-    val = pipeline(splits.val, False) if len(splits.val[1]) else None
-    return pipeline(splits.train, True), val, pipeline(splits.test, False)
+    train = epoch_batches(arrays(splits.train), batch_size, seed)
+    val = pipeline(splits.val) if len(splits.val[1]) else None
+    return train, val, pipeline(splits.test)
 
 
 def text_datasets(splits, vectorizer, sequence_length, batch_size, seed):

@@ -1,0 +1,120 @@
+"""ExactBackupAndRestore in process: a stopped and resumed fit equals one never stopped."""
+
+import json
+import os
+import signal
+
+import numpy as np
+import pandas as pd
+import pytest
+import keras
+
+from tfkit import signals
+from tfkit.backup import STATE_FILE, ExactBackupAndRestore
+from tfkit.callbacks import AtomicModelCheckpoint, HistoryCSV
+from tfkit.data.order import epoch_batches
+from tfkit.errors import RunStateError
+
+EPOCHS = 4
+
+
+def data():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(80, 6)).astype("float32")
+    y = (x[:, :1] + 0.5 * rng.normal(size=(80, 1)) > 0).astype("float32")
+    return x, y
+
+
+def model():
+    keras.utils.set_random_seed(0)
+    net = keras.Sequential([
+        keras.Input((6,)),
+        keras.layers.Dense(8, activation="relu"),
+        keras.layers.Dropout(0.3),  # its seed generator must resume, not restart
+        keras.layers.Dense(1, activation="sigmoid"),
+    ])  # fmt: skip
+    net.compile(keras.optimizers.RMSprop(0.05), "binary_crossentropy", metrics=["accuracy"])
+    return net
+
+
+class SignalAt(keras.callbacks.Callback):
+    """Sends this process `signum` at the end of step `step` of epoch `epoch`."""
+
+    def __init__(self, epoch, step, signum=signal.SIGTERM):
+        super().__init__()
+        self.at, self.signum = (epoch, step), signum
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        if (self.epoch, batch) == self.at:
+            os.kill(os.getpid(), self.signum)
+
+
+def train(folder, extra=(), backup_every=0):
+    """One process's fit of the tiny model, with the callbacks whose state must resume."""
+    x, y = data()
+    train_data = epoch_batches((x, y), 16, seed=3)
+    remembered = [
+        keras.callbacks.ReduceLROnPlateau("loss", factor=0.5, patience=1),
+        keras.callbacks.EarlyStopping("loss", patience=2, restore_best_weights=True),
+        AtomicModelCheckpoint(str(folder / "best.keras"), monitor="loss", save_best_only=True),
+    ]
+    net = model()
+    backup = ExactBackupAndRestore(
+        str(folder / "backup"), train_data.epoch_order, remembered, backup_every=backup_every
+    )
+    callbacks = [train_data.epoch_order, *remembered, *extra,
+                 HistoryCSV(str(folder / "history.csv")), backup]  # fmt: skip
+    signals.install()
+    try:
+        net.fit(train_data, epochs=EPOCHS, verbose=0, callbacks=callbacks)
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    return net, backup
+
+
+def test_a_run_stopped_mid_epoch_resumes_exactly(tmp_path):
+    whole, _ = train(tmp_path / "whole")
+    stopped = tmp_path / "stopped"
+    with pytest.raises(signals.TrainingStopped, match="SIGTERM at epoch 1, step 3") as stop:
+        train(stopped, extra=[SignalAt(1, 2)])
+    assert stop.value.exit_status == 143
+    state = json.loads((stopped / "backup" / STATE_FILE).read_text())
+    assert (state["epoch"], state["step"]) == (1, 3)
+    assert state["callbacks"][1]["best_epoch"] == 0  # early stopping's state is kept
+
+    resumed, backup = train(stopped)
+    assert backup.resumed == [{"epoch": 1, "step": 3}]
+    expected, got = pd.read_csv(tmp_path / "whole" / "history.csv"), pd.read_csv(stopped / "history.csv")
+    pd.testing.assert_frame_equal(got, expected, check_exact=True)  # the epoch 1 averages too
+    for a, b in zip(whole.get_weights(), resumed.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    # The best checkpoint is the best epoch of the whole run, not of the resumed part.
+    best = keras.models.load_model(stopped / "best.keras")
+    np.testing.assert_array_equal(
+        best.get_weights()[0], keras.models.load_model(tmp_path / "whole" / "best.keras").get_weights()[0]
+    )
+
+
+def test_backups_every_n_steps_keep_one_consistent_set_of_files(tmp_path):
+    train(tmp_path, backup_every=2)
+    files = sorted(os.listdir(tmp_path / "backup"))
+    state = json.loads((tmp_path / "backup" / STATE_FILE).read_text())
+    assert state["finished"] and state["epoch"] == EPOCHS
+    assert files == sorted([STATE_FILE, *state["files"].values()])  # the old ones removed
+
+
+def test_a_corrupt_backup_is_named_and_left_alone(tmp_path):
+    backup = tmp_path / "backup"
+    backup.mkdir()
+    (backup / "w.weights.h5").write_bytes(b"\x89HDF\r\n\x1a\n truncated")
+    (backup / "a.npz").write_bytes(b"")
+    state = {"epoch": 1, "step": 0, "files": {"weights": "w.weights.h5", "arrays": "a.npz"},
+             "callbacks": []}  # fmt: skip
+    (backup / STATE_FILE).write_text(json.dumps(state))
+    with pytest.raises(RunStateError, match="cannot be read.*Move that folder away"):
+        train(tmp_path)
+    assert (backup / "w.weights.h5").read_bytes().endswith(b"truncated")

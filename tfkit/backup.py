@@ -1,0 +1,306 @@
+"""Exact resume: a backup that holds everything a run needs to go on as if it never stopped.
+
+Keras's `BackupAndRestore` keeps the weights, the optimizer and the epoch. A run
+resumed from that alone trains on other batches (the data order restarts), draws
+other dropout masks (the seed generators restart), forgets what early stopping,
+the LR cut and the best checkpoint had seen, and restarts an epoch from its first
+batch. `ExactBackupAndRestore` also keeps, in `backup/`:
+
+- the position: epoch and step (`EpochOrder` replays the data from there);
+- the random state (`model.variables` beyond the weights: the seed generators);
+- the state of early stopping, ReduceLROnPlateau and the best checkpoint,
+  early stopping's best weights included;
+- in the middle of an epoch, the running metrics, so the epoch logs what it would have.
+
+`state.json` is written last and names the files it belongs to, so a kill at any
+moment leaves the previous backup or the new one, never a mix.
+
+It also stops a run cleanly: on SIGTERM or SIGINT (`tfkit.signals`) it backs up at
+the end of the current step and raises `TrainingStopped`.
+"""
+
+import json
+import os
+import time
+
+import numpy as np
+import tensorflow as tf
+import keras
+
+from tfkit import signals
+from tfkit.errors import RunStateError
+from tfkit.runs import write_json
+
+STATE_FILE = "state.json"
+# What each Keras callback keeps in memory between epochs (Keras 3.15), restored on resume.
+CALLBACK_STATE = {
+    keras.callbacks.EarlyStopping: ("wait", "best", "best_epoch", "stopped_epoch"),
+    keras.callbacks.ReduceLROnPlateau: ("wait", "best", "cooldown_counter"),
+    keras.callbacks.ModelCheckpoint: ("best",),
+}
+AUTO_BACKUP_SECONDS = 300
+
+
+class ExactBackupAndRestore(keras.callbacks.BackupAndRestore):
+    """`BackupAndRestore` that resumes exactly where the run stopped, and stops on a signal.
+
+    Put it last in the callback list, so each backup follows every other callback's
+    epoch end; `epoch_order` (the pipeline's `EpochOrder`) goes first.
+
+    Args:
+        backup_dir: where this process writes its backup.
+        epoch_order: the training pipeline's `EpochOrder`.
+        callbacks: the callbacks whose state is backed up (see `CALLBACK_STATE`).
+        restore_dir: where a resumed run reads its backup (default `backup_dir`); the
+            other workers of a multi-worker run read the chief's.
+        backup_every: also back up every N steps; 0 backs up every epoch and, within
+            an epoch, when `AUTO_BACKUP_SECONDS` of training have passed since the last.
+        resumed: a list to which each resume appends `{"epoch": E, "step": S}`.
+    """
+
+    def __init__(
+        self, backup_dir, epoch_order, callbacks=(), restore_dir=None, backup_every=0, resumed=None
+    ):
+        super().__init__(backup_dir, delete_checkpoint=False)
+        self.epoch_order = epoch_order
+        self.tracked = [c for c in callbacks if _state_names(c)]
+        self.restore_dir = restore_dir or backup_dir
+        self.backup_every = backup_every
+        self.resumed = [] if resumed is None else resumed
+        self._metrics_to_restore = None
+
+    # Restore.
+    def on_train_begin(self, logs=None):
+        signals.set_training(True)
+        self._last_backup_time = time.monotonic()
+        self._steps_since_backup = 0
+        path = os.path.join(self.restore_dir, STATE_FILE)
+        state = None
+        try:
+            if os.path.exists(path):
+                with open(path) as file:
+                    state = json.load(file)
+                self._restore(state)
+        except (OSError, ValueError, KeyError) as error:
+            raise RunStateError(
+                f"the backup in {self.restore_dir} cannot be read ({error}). Move that folder "
+                "away to restart the run from epoch 0, or use another --run-dir"
+            ) from error
+        _check_workers_agree(self.model, state["epoch"] if state else 0, self.restore_dir)
+
+    def _restore(self, state):
+        files = {name: os.path.join(self.restore_dir, file) for name, file in state["files"].items()}
+        if not self.model.optimizer.built:
+            self.model.optimizer.build(self.model.trainable_variables)
+        self.model.load_weights(files["weights"])
+        with np.load(files["arrays"]) as arrays:
+            for index, variable in enumerate(random_state_variables(self.model)):
+                variable.assign(arrays[f"random_{index}"])
+            for callback, saved in zip(self.tracked, state["callbacks"]):
+                for name, value in saved.items():
+                    setattr(callback, name, value)
+                if getattr(callback, "restore_best_weights", False) and "best_weights" in files:
+                    with np.load(files["best_weights"]) as best:
+                        callback.best_weights = [best[f"w{i}"] for i in range(len(best.files))]
+            if state["step"]:
+                self._metrics_to_restore = {
+                    name: arrays[name] for name in arrays.files if name.startswith("metric_")
+                }
+        epoch, step = state["epoch"], state["step"]
+        if state.get("finished"):
+            epoch = self.params.get("epochs", epoch)  # nothing left to train
+            self.tracked = []  # early stopping restored the best weights already
+        self.model._initial_epoch = epoch
+        self.epoch_order.epoch, self.epoch_order.first_step = epoch, step
+        self.resumed[:] = state.get("resumed", []) + [{"epoch": state["epoch"], "step": step}]
+        print(f"resumed at epoch {state['epoch']}, step {step} (counted from 0, as in history.csv)")
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._current_epoch = epoch
+
+    # Back up, and stop when asked to.
+    def on_train_batch_end(self, batch, logs=None):
+        if self._metrics_to_restore is not None:
+            # Keras builds the compiled metrics in the first step, so the running sums
+            # of the steps before the backup are added after it (sums commute exactly).
+            _add_metric_values(self.model, _load_metric_values(self._metrics_to_restore, self.model))
+            self._metrics_to_restore = None
+        self._steps_since_backup += 1
+        step = self.epoch_order.first_step + self.epoch_order._steps_run
+        if step >= self.epoch_order.steps_per_epoch:
+            return  # the epoch end backs up, after validation and the other callbacks
+        stop_signal, due = self._agree(signals.requested(), self._backup_due())
+        if due or stop_signal:
+            self._save(self._current_epoch, step)
+        if stop_signal:
+            self._stop(stop_signal, self._current_epoch, step)
+
+    def on_epoch_end(self, epoch, logs=None):
+        self._save(epoch + 1, 0)
+        stop_signal, _ = self._agree(signals.requested(), False)
+        if stop_signal and not self.model.stop_training:  # else training ends anyway
+            self._stop(stop_signal, epoch + 1, 0)
+
+    def on_train_end(self, logs=None):
+        # After early stopping restored the best weights: a run killed while it is
+        # evaluated or exported resumes with nothing left to train.
+        signals.set_training(False)
+        epochs = self.params.get("epochs", 0)
+        self._save(epochs, 0, finished=True)
+        stop_signal, _ = self._agree(signals.requested(), False)
+        if stop_signal:
+            self._stop(stop_signal, epochs, 0)
+
+    def _backup_due(self):
+        if self.backup_every:
+            return self._steps_since_backup >= self.backup_every
+        return time.monotonic() - self._last_backup_time >= AUTO_BACKUP_SECONDS
+
+    def _agree(self, stop_signal, due):
+        """The largest signal and whether any process wants a backup, across workers."""
+        strategy = self.model.distribute_strategy
+        if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+            return stop_signal, due
+        mine = tf.constant([[stop_signal, int(due)]])
+        every = strategy.gather(
+            strategy.experimental_distribute_values_from_function(lambda _: mine), axis=0
+        )
+        largest = every.numpy().max(axis=0)
+        return int(largest[0]), bool(largest[1])
+
+    def _stop(self, stop_signal, epoch, step):
+        signals.set_training(False)
+        raise signals.TrainingStopped(
+            stop_signal,
+            f"stopped by {signals.name(stop_signal)} at epoch {epoch}, step {step}, with a "
+            f"backup in {self.backup_dir}; re-run the same command to resume from there",
+        )
+
+    def _save(self, epoch, step, finished=False):
+        os.makedirs(self.backup_dir, exist_ok=True)
+        tag = f"e{epoch}-s{step}{'-end' if finished else ''}-{time.time_ns()}"
+        files = {"weights": f"weights-{tag}.weights.h5", "arrays": f"arrays-{tag}.npz"}
+        self.model.save_weights(os.path.join(self.backup_dir, files["weights"]))
+        arrays = {
+            f"random_{i}": keras.ops.convert_to_numpy(v)
+            for i, v in enumerate(random_state_variables(self.model))
+        }
+        if step:
+            arrays.update(_metric_values(self.model))
+        np.savez(os.path.join(self.backup_dir, files["arrays"]), **arrays)
+        best_weights = [getattr(c, "best_weights", None) for c in self.tracked]
+        best_weights = next((w for w in best_weights if w is not None), None)
+        if best_weights is not None and not finished:
+            files["best_weights"] = f"best-{tag}.npz"
+            np.savez(
+                os.path.join(self.backup_dir, files["best_weights"]),
+                **{f"w{i}": w for i, w in enumerate(best_weights)},
+            )
+        state = {
+            "epoch": epoch,
+            "step": step,
+            "finished": finished,
+            "steps_per_epoch": self.epoch_order.steps_per_epoch,
+            "files": files,
+            "callbacks": [] if finished else [_callback_state(c) for c in self.tracked],
+            "resumed": self.resumed,
+        }
+        write_json(os.path.join(self.backup_dir, STATE_FILE), state)  # the commit point
+        for name in os.listdir(self.backup_dir):
+            if name not in files.values() and name != STATE_FILE:
+                os.remove(os.path.join(self.backup_dir, name))
+        self._last_backup_time = time.monotonic()
+        self._steps_since_backup = 0
+
+
+def random_state_variables(model):
+    """The model's random state: `model.variables` that are not weights (seed generators)."""
+    weights = {id(variable) for variable in model.weights}
+    return [variable for variable in model.variables if id(variable) not in weights]
+
+
+def read_backup_state(run_dir):
+    """The backup's `state.json` in `run_dir/backup`, or None when there is none."""
+    path = os.path.join(run_dir, "backup", STATE_FILE)
+    if not os.path.exists(path):
+        return None
+    with open(path) as file:
+        return json.load(file)
+
+
+def _state_names(callback):
+    for kind, names in CALLBACK_STATE.items():
+        if isinstance(callback, kind):
+            return names
+    return ()
+
+
+def _callback_state(callback):
+    state = {}
+    for name in _state_names(callback):
+        value = getattr(callback, name, None)
+        state[name] = None if value is None else np.asarray(value).item()
+    return state
+
+
+def _local_metric_variables(model):
+    """Each metric variable's per-replica parts, on this process (one each on one device)."""
+    strategy = model.distribute_strategy
+    return [strategy.experimental_local_results(v.value) for v in model.metrics_variables]
+
+
+def _metric_values(model):
+    """The running metrics: each replica's part, or across workers their aggregate."""
+    if isinstance(model.distribute_strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        # Every worker resumes from the chief's backup, which cannot hold the other
+        # workers' parts: keep the sum over all replicas (a collective read).
+        return {
+            f"metric_{i}_total": keras.ops.convert_to_numpy(variable)
+            for i, variable in enumerate(model.metrics_variables)
+        }
+    values = {}
+    for i, parts in enumerate(_local_metric_variables(model)):
+        for r, part in enumerate(parts):
+            values[f"metric_{i}_{r}"] = keras.ops.convert_to_numpy(part)
+    return values
+
+
+def _load_metric_values(arrays, model):
+    """Per-replica values to assign; across workers the chief's first replica holds the sum."""
+    strategy = model.distribute_strategy
+    values = []
+    for i, parts in enumerate(_local_metric_variables(model)):
+        if f"metric_{i}_total" in arrays:
+            total = arrays[f"metric_{i}_total"]
+            first = total if strategy.extended.should_checkpoint else np.zeros_like(total)
+            values.append([first] + [np.zeros_like(total)] * (len(parts) - 1))
+        else:
+            values.append([arrays[f"metric_{i}_{r}"] for r in range(len(parts))])
+    return values
+
+
+def _add_metric_values(model, values):
+    for parts, saved in zip(_local_metric_variables(model), values):
+        for part, value in zip(parts, saved):
+            part.assign_add(value)
+
+
+def _check_workers_agree(model, epoch, restore_dir):
+    """Fails if the workers of a multi-worker run would resume at different epochs.
+
+    They would then run different numbers of steps and wait for each other forever.
+    """
+    strategy = model.distribute_strategy
+    if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        return
+    mine = tf.constant([epoch])
+    epochs = strategy.gather(
+        strategy.experimental_distribute_values_from_function(lambda _: mine), axis=0
+    )
+    epochs = sorted(set(epochs.numpy().tolist()))
+    if len(epochs) > 1:
+        raise RunStateError(
+            f"the workers would resume at different epochs {epochs}: every worker must "
+            f"read the chief's backup in {restore_dir}. Put --run-dir on storage that "
+            "every host sees"
+        )

@@ -1,0 +1,118 @@
+"""Training batches whose order is a function of (seed, epoch), so a resumed run sees the same.
+
+`tf.data`'s `shuffle(seed=s, reshuffle_each_iteration=True)` draws each epoch's order
+from how many epochs *this process* has iterated, so a run resumed after a kill trains
+on other batches than the run that never stopped. Here epoch `e`'s order is the seeded
+permutation `default_rng([seed, e])`, whatever happened before, and a run resumed in
+the middle of an epoch skips exactly the batches it already trained on.
+"""
+
+import numpy as np
+import tensorflow as tf
+import keras
+
+
+class EpochOrder(keras.callbacks.Callback):
+    """Which examples each batch of each epoch holds, and where in the epoch training is.
+
+    It is the callback that tells its pipeline (made by `epoch_batches`) the epoch Keras
+    is starting. A resumed run sets `first_step` for its first epoch: the pipeline then
+    starts at that batch, and this callback ends the epoch once the batches after it
+    are done (Keras cannot start an epoch in the middle; it stops the batch loop, and
+    the epoch ends as usual, with validation and the epoch-end callbacks).
+    """
+
+    def __init__(self, num_examples, batch_size, seed, shuffle=True, drop_remainder=False):
+        super().__init__()
+        self.num_examples = num_examples
+        self.batch_size = batch_size
+        self.seed = seed
+        self.shuffle = shuffle
+        self.drop_remainder = drop_remainder
+        self.epoch = 0
+        self.first_step = 0  # of the epoch about to run; > 0 only when resuming mid-epoch
+        self._steps_run = 0
+        self._stopped_epoch_early = False
+
+    @property
+    def steps_per_epoch(self):
+        if self.drop_remainder:
+            return self.num_examples // self.batch_size
+        return -(-self.num_examples // self.batch_size)
+
+    def indices(self, epoch):
+        """The example indices of epoch `epoch`, in training order."""
+        if not self.shuffle:
+            return np.arange(self.num_examples)
+        return np.random.default_rng([self.seed, epoch]).permutation(self.num_examples)
+
+    def batch_indices(self):
+        """Yields each batch's indices for the current epoch, from `first_step` on.
+
+        The batches before `first_step` follow at the end, so the pipeline always has
+        `steps_per_epoch` elements (its declared cardinality); they are never trained
+        on, as the callback ends such an epoch once the batches after `first_step` are.
+        """
+        order = self.indices(self.epoch)
+        batches = [
+            order[start : start + self.batch_size]
+            for start in range(0, self.steps_per_epoch * self.batch_size, self.batch_size)
+        ]
+        yield from batches[self.first_step :] + batches[: self.first_step]
+
+    # Callback: Keras calls on_epoch_begin before it starts the epoch's iterator.
+    def on_epoch_begin(self, epoch, logs=None):
+        if epoch != self.epoch:
+            self.first_step = 0
+        self.epoch = epoch
+        self._steps_run = 0
+
+    def on_train_batch_end(self, batch, logs=None):
+        self._steps_run += 1
+        if self.first_step and self.first_step + self._steps_run >= self.steps_per_epoch:
+            self.model.stop_training = True  # the rest of this epoch was trained before
+            self._stopped_epoch_early = True
+
+    def on_epoch_end(self, epoch, logs=None):
+        # Runs first among the epoch-end callbacks, so early stopping can still stop.
+        if self._stopped_epoch_early:
+            self._stopped_epoch_early = False
+            loss = (logs or {}).get("loss", 0.0)
+            self.model.stop_training = not np.isfinite(loss)  # TerminateOnNaN's stop stays
+        self.first_step = 0
+        self.epoch = epoch + 1
+
+
+def epoch_batches(arrays, batch_size, seed, shuffle=True, drop_remainder=False, map_fn=None):
+    """A batched `tf.data` pipeline over in-memory `arrays` in `EpochOrder`.
+
+    Args:
+        arrays: a numpy array or a tuple of them, with the examples along axis 0.
+        batch_size: examples per batch (the global batch under a strategy).
+        seed: with the epoch, decides each epoch's order.
+        shuffle: False keeps the arrays' order every epoch.
+        drop_remainder: drop the last, smaller batch of each epoch.
+        map_fn: applied to each batch, e.g. scaling pixels.
+
+    Returns:
+        A `tf.data.Dataset` of `steps_per_epoch` batches per iteration; its
+        `epoch_order` attribute is the `EpochOrder` callback that must be in the
+        `fit` callbacks (first), as `tfkit.callbacks` puts it.
+    """
+    single = not isinstance(arrays, tuple)
+    tensors = tuple(tf.constant(array) for array in ((arrays,) if single else arrays))
+    order = EpochOrder(len(tensors[0]), batch_size, seed, shuffle, drop_remainder)
+
+    def gather(indices):
+        batch = tuple(tf.gather(tensor, indices) for tensor in tensors)
+        batch = batch[0] if single else batch
+        return map_fn(batch) if map_fn else batch
+
+    dataset = tf.data.Dataset.from_generator(
+        order.batch_indices, output_signature=tf.TensorSpec([None], tf.int64)
+    )
+    dataset = dataset.map(gather)
+    dataset = dataset.apply(tf.data.experimental.assert_cardinality(order.steps_per_epoch))
+    dataset = dataset.prefetch(tf.data.AUTOTUNE)
+    dataset.epoch_order = order
+    return dataset
