@@ -92,3 +92,23 @@ def test_tfds_without_network_fails_fast_with_one_line(tmp_path):
     assert "imdb_reviews" in last and str(tmp_path / "tfds") in last
     assert "--data dir" in last and "--data synthetic" in last
     assert "Traceback" not in result.stderr
+
+
+def test_a_cap_keeps_each_splits_class_mix(tmp_path):
+    # The folders are read class by class (all neg, then all pos): a plain cap of
+    # the first N would keep one class only.
+    write_aclimdb(tmp_path, per_class=30)
+    splits = load_imdb("dir", str(tmp_path), seed=0, validation_split=0.5, max_examples=20)
+    counts = splits.class_counts()
+    assert counts["test"] == {"neg": 10, "pos": 10}
+    assert counts["train"] == {"neg": 10, "pos": 10} and counts["val"] == {"neg": 10, "pos": 10}
+    again = load_imdb("dir", str(tmp_path), seed=0, validation_split=0.5, max_examples=20)
+    assert (again.test[0] == splits.test[0]).all()  # a seeded draw
+
+
+def test_stratified_sample_keeps_proportions_exactly_when_it_can():
+    from tfkit.data.splits import stratified_sample
+
+    labels = np.array([0] * 90 + [1] * 10)
+    picked = stratified_sample(labels, 20, np.random.default_rng(0))
+    assert len(set(picked)) == 20 and np.bincount(labels[picked]).tolist() == [18, 2]

@@ -82,7 +82,8 @@ import tfkit.quiet
 import keras
 import tensorflow as tf
 from tfkit import cli
-from tfkit.callbacks import AtomicBackupAndRestore
+from tfkit.backup import ExactBackupAndRestore
+from tfkit.data.order import epoch_batches
 from tfkit.distribute import get_strategy
 
 def main(argv):
@@ -94,13 +95,16 @@ def main(argv):
     restore = os.path.join(argv[0], f"restore{index}")
     if index == 0:
         os.makedirs(restore)
-        model.save_weights(os.path.join(restore, "latest.weights.h5"))
-        with open(os.path.join(restore, "training_metadata.json"), "w") as file:
-            json.dump({"epoch": 2, "batch": 0}, file)
+        model.save_weights(os.path.join(restore, "w.weights.h5"))
+        np.savez(os.path.join(restore, "a.npz"))
+        files = {"weights": "w.weights.h5", "arrays": "a.npz"}
+        with open(os.path.join(restore, "state.json"), "w") as file:
+            json.dump({"epoch": 2, "step": 0, "files": files, "callbacks": []}, file)
     x = np.zeros((8, 2), "float32")
-    backup = AtomicBackupAndRestore(os.path.join(argv[0], f"backup{index}"), restore_dir=restore)
-    model.fit(tf.data.Dataset.from_tensor_slices((x, x[:, :1])).batch(4), epochs=4,
-              callbacks=[backup], verbose=0)
+    data = epoch_batches((x, x[:, :1]), 4, seed=0)
+    backup = ExactBackupAndRestore(os.path.join(argv[0], f"backup{index}"), data.epoch_order,
+                                   restore_dir=restore)
+    model.fit(data, epochs=4, callbacks=[data.epoch_order, backup], verbose=0)
 
 cli.run(main)
 """

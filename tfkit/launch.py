@@ -42,6 +42,12 @@ def tf_config(addresses, index):
     )
 
 
+# Exit statuses of a worker stopped cleanly by SIGINT or SIGTERM, and how long the
+# others get to back up and stop by themselves before they are killed.
+STOPPED_BY_SIGNAL = (130, 143)
+GRACE_SECONDS = 60
+
+
 def launch(workers, command, poll_seconds=0.2):
     """Runs `command` as `workers` local workers; returns the chief's exit status.
 
@@ -68,13 +74,21 @@ def launch(workers, command, poll_seconds=0.2):
         processes.append(process)
 
     def stop_all(signum=None, frame=None):
+        if signum is not None:
+            # A clean stop: each worker backs up at the same step and exits by itself.
+            # SIGTERM even for Ctrl-C, which the terminal has sent the workers already;
+            # a second SIGINT would tell them to stop at once.
+            for process in processes:
+                if process.poll() is None:
+                    process.send_signal(signal.SIGTERM)
+            _wait(processes, GRACE_SECONDS)
         for process in processes:
             if process.poll() is None:
                 process.kill()
         if signum is not None:
             sys.exit(128 + signum)
 
-    previous = signal.signal(signal.SIGTERM, stop_all)
+    previous = {number: signal.signal(number, stop_all) for number in (signal.SIGTERM, signal.SIGINT)}
     try:
         while True:
             statuses = [process.poll() for process in processes]
@@ -83,6 +97,11 @@ def launch(workers, command, poll_seconds=0.2):
             ]
             if failed:
                 index, status = failed[0]
+                if status in STOPPED_BY_SIGNAL:  # the others are stopping at the same step
+                    _wait(processes, GRACE_SECONDS)
+                    chief = processes[0].poll()
+                    stop_all()
+                    return chief if chief is not None else status
                 stop_all()
                 print(
                     f"tfkit launch: worker {index} exited with status {status}, so the others "
@@ -94,11 +113,15 @@ def launch(workers, command, poll_seconds=0.2):
             if all(status == 0 for status in statuses):
                 return 0
             time.sleep(poll_seconds)
-    except KeyboardInterrupt:
-        stop_all()
-        return 130
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+
+
+def _wait(processes, seconds):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and any(p.poll() is None for p in processes):
+        time.sleep(0.1)
 
 
 def _prefix_lines(process, index):

@@ -32,6 +32,9 @@ def test_a_quick_run_writes_the_run_folder_and_an_export(quick_flags, tmp_path):
     assert metrics["data"] == "synthetic"
     assert set(metrics["test"]) >= {"loss", "accuracy", "auc", "precision", "recall", "f1"}
     assert metrics["train_examples"] == 64 and metrics["test_examples"] == 64
+    counts = metrics["class_counts"]
+    assert set(counts) == {"train", "val", "test"} and sum(counts["train"].values()) == 64
+    assert set(counts["test"]) == {"neg", "pos"} and metrics["resumed"] == []
     assert (tmp_path / "export" / "1" / "saved_model.pb").exists()
 
 

@@ -1,0 +1,131 @@
+"""Run folders belong to the config that made them, and to one process at a time."""
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import time
+
+import pandas as pd
+import pytest
+
+from conftest import ROOT, python_env
+from recipes import imdb_conv1d
+from tfkit.cli import run
+from tfkit.runs import LOCK_FILE, training_differences
+
+HOLD_LOCK = """
+import sys, time
+from tfkit.runs import FolderLock
+FolderLock(sys.argv[1], *sys.argv[2:]).acquire()
+print("held", flush=True)
+time.sleep(120)
+"""
+
+
+def exit_status(argv):
+    with pytest.raises(SystemExit) as exit_info:
+        run(imdb_conv1d.main, argv)
+    return exit_info.value.code
+
+
+def folder_state(folder):
+    """{path: (modification time, content hash)} of every file under `folder`."""
+    state = {}
+    for root, _, names in os.walk(folder):
+        for name in names:
+            path = os.path.join(root, name)
+            with open(path, "rb") as file:
+                state[path] = (os.path.getmtime(path), hashlib.md5(file.read()).hexdigest())
+    return state
+
+
+@pytest.fixture
+def finished_run(quick_flags, tmp_path):
+    imdb_conv1d.main(quick_flags)
+    return tmp_path / "run"
+
+
+def test_the_same_command_on_a_finished_run_says_so_and_changes_nothing(
+    finished_run, quick_flags, capsys
+):
+    before = folder_state(finished_run)
+    assert LOCK_FILE not in os.listdir(finished_run)  # let go at the end
+    capsys.readouterr()
+    assert exit_status(quick_flags) == 0
+    out = capsys.readouterr().out
+    assert "complete" in out and str(finished_run / "metrics.json") in out
+    assert folder_state(finished_run) == before
+    # Flags that do not change training may differ.
+    assert exit_status(quick_flags + ["--no-export", "--backup-every", "3"]) == 0
+
+
+def test_other_training_flags_are_refused_naming_them(finished_run, quick_flags, capsys):
+    before = folder_state(finished_run)
+    assert exit_status(quick_flags + ["--max-examples", "40", "--dropout", "0.2"]) == 2
+    error = capsys.readouterr().err.strip()
+    assert "\n" not in error
+    assert "--max-examples 40 (the run's: 64)" in error and "--dropout 0.2 (the run's: 0.0)" in error
+    assert "--overwrite" in error
+    assert exit_status(quick_flags + ["--epochs", "3"]) == 2  # more epochs: refused too
+    assert folder_state(finished_run) == before
+
+
+def test_overwrite_trains_afresh_in_the_folder(finished_run, quick_flags):
+    (finished_run / "notes.txt").write_text("old")
+    imdb_conv1d.main(quick_flags + ["--overwrite", "--epochs", "2"])
+    assert not (finished_run / "notes.txt").exists()
+    assert json.loads((finished_run / "config.json").read_text())["epochs"] == 2
+    assert list(pd.read_csv(finished_run / "history.csv")["epoch"]) == [0, 1]
+
+
+def test_a_folder_that_is_not_a_run_is_refused(tmp_path, quick_flags, capsys):
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "thesis.tex").write_text("mine")
+    assert exit_status(quick_flags) == 2
+    assert "not a run folder" in capsys.readouterr().err
+    assert os.listdir(tmp_path / "run") == ["thesis.tex"]
+
+
+def hold_lock(folder, *name):
+    process = subprocess.Popen(
+        [sys.executable, "-c", HOLD_LOCK, str(folder), *name],
+        env=python_env(), cwd=ROOT, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert process.stdout.readline().strip() == "held"
+    return process
+
+
+def test_a_folder_in_use_is_refused_at_once_naming_the_process(tmp_path, quick_flags, capsys):
+    holder = hold_lock(tmp_path / "run")
+    try:
+        start = time.perf_counter()
+        assert exit_status(quick_flags) == 2
+        assert time.perf_counter() - start < 10
+        assert f"in use by process {holder.pid}" in capsys.readouterr().err
+        assert os.listdir(tmp_path / "run") == [LOCK_FILE]  # nothing written
+    finally:
+        holder.kill()
+        holder.wait()
+    # Killed, it leaves its lock file behind: stale, and taken over.
+    assert (tmp_path / "run" / LOCK_FILE).read_text().startswith(str(holder.pid))
+    imdb_conv1d.main(quick_flags)
+    assert (tmp_path / "run" / "metrics.json").exists()
+
+
+def test_a_search_folder_in_use_is_refused(tmp_path, quick_flags, capsys):
+    holder = hold_lock(tmp_path / "search")
+    try:
+        flags = quick_flags + ["--tune", "--max-trials", "1", "--run-dir", str(tmp_path / "search")]
+        assert exit_status(flags) == 2
+        assert f"in use by process {holder.pid}" in capsys.readouterr().err
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_only_training_flags_count_as_differences():
+    saved = {"recipe": "r", "epochs": 3, "run_dir": "a", "strategy": "auto", "seed": 1}
+    now = {"recipe": "r", "epochs": 3, "run_dir": "b", "strategy": "mirrored", "seed": 2}
+    assert training_differences(saved, now) == {"seed": (1, 2)}
