@@ -69,8 +69,8 @@ def kill_all(process):
     os.killpg(process.pid, signal.SIGKILL)
 
 
-def kill_worker(index):
-    """A `kill` for `kill_after_epochs`: SIGKILL only worker `index` of a `tfkit launch`."""
+def kill_worker(index, signum=signal.SIGKILL):
+    """A `kill` for `kill_after_epochs`: `signum` to worker `index` of a `tfkit launch` only."""
 
     def kill(launcher):
         with open(f"/proc/{launcher.pid}/task/{launcher.pid}/children") as file:
@@ -78,7 +78,7 @@ def kill_worker(index):
         for pid in children:
             with open(f"/proc/{pid}/environ", "rb") as file:
                 if b'"index": %d}' % index in file.read():
-                    os.kill(pid, signal.SIGKILL)
+                    os.kill(pid, signum)
                     return
         raise AssertionError(f"worker {index} is not running")
 
