@@ -129,3 +129,12 @@ def test_only_training_flags_count_as_differences():
     saved = {"recipe": "r", "epochs": 3, "run_dir": "a", "strategy": "auto", "seed": 1}
     now = {"recipe": "r", "epochs": 3, "run_dir": "b", "strategy": "mirrored", "seed": 2}
     assert training_differences(saved, now) == {"seed": (1, 2)}
+
+
+def test_a_search_with_other_training_flags_is_refused(tmp_path, quick_flags, capsys):
+    flags = quick_flags + ["--tune", "--max-trials", "1", "--run-dir", str(tmp_path / "search")]
+    imdb_conv1d.main(flags)
+    before = folder_state(tmp_path / "search")
+    assert exit_status(flags + ["--max-examples", "32"]) == 2
+    assert "holds a search made with other training flags: --max-examples 32" in capsys.readouterr().err
+    assert folder_state(tmp_path / "search") == before

@@ -16,18 +16,21 @@ _PUBLIC_API = {
     "flag": "tfkit.config",
     "parse_config": "tfkit.cli",
     "DataError": "tfkit.errors",
+    "TrainingStopped": "tfkit.signals",
     # Data.
     "Splits": "tfkit.data.splits",
     "load_imdb": "tfkit.data.imdb",
     "adapt_vectorizer": "tfkit.data.text",
     "text_datasets": "tfkit.data.text",
     "imdb_text_datasets": "tfkit.data.text",
+    "epoch_batches": "tfkit.data.order",
     # Training set-up.
     "get_optimizer": "tfkit.optim",
     "optimizer_from_config": "tfkit.optim",
     "class_weight_from_labels": "tfkit.optim",
     "binary_metrics": "tfkit.metrics",
     "standard_callbacks": "tfkit.callbacks",
+    "ExactBackupAndRestore": "tfkit.backup",
     "set_mixed_precision": "tfkit.hardware",
     "use_jit_compile": "tfkit.hardware",
     # Runs and export.

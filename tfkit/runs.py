@@ -65,7 +65,7 @@ def start_run(recipe, config, strategy):
     - other training flags (see `NOT_TRAINING_FLAGS`) raise `UsageError` naming them,
       unless `--overwrite`, which empties the folder and trains afresh;
     - a folder in use by a live process raises `UsageError` naming its process id;
-    - otherwise a run left unfinished resumes from its backup.
+    - otherwise a run left unfinished resumes from its backup (a search, its trials).
 
     On a non-chief worker of a multi-worker run the folder is a temporary one.
 
@@ -73,15 +73,18 @@ def start_run(recipe, config, strategy):
         RunComplete, UsageError: as above.
     """
     _seed_everything(config.seed, config.deterministic)
+    record = {"recipe": recipe, **dataclasses.asdict(config)}
     if config.tune:
         folder = config.run_dir or default_search_dir(recipe, config.tuner)
+        _check_folder_belongs(folder, record, config.overwrite, search=True)
         # Distributed searches share one folder: one lock per keras-tuner process.
         tuner_id = os.environ.get("KERASTUNER_TUNER_ID", "")
-        lock = FolderLock(folder, f"{LOCK_FILE}{'-' + tuner_id if tuner_id else ''}")
-        return Run(recipe, folder, config, strategy, lock.acquire())
+        lock = FolderLock(folder, f"{LOCK_FILE}{'-' + tuner_id if tuner_id else ''}").acquire()
+        if not os.path.exists(os.path.join(folder, "config.json")):
+            write_json(os.path.join(folder, "config.json"), record)
+        return Run(recipe, folder, config, strategy, lock)
 
     folder = chief_or_temporary(config.run_dir or default_run_dir(recipe), strategy)
-    record = {"recipe": recipe, **dataclasses.asdict(config)}
     lock = None
     if is_chief(strategy):
         _check_folder_belongs(folder, record, config.overwrite)
@@ -193,14 +196,17 @@ def training_differences(saved, current):
     }
 
 
-def _check_folder_belongs(folder, record, overwrite):
-    """Refuses a folder that is not this run's (or says the run is complete)."""
+def _check_folder_belongs(folder, record, overwrite, search=False):
+    """Refuses a folder that is not this run's or search's (or says the run is complete)."""
     config_path = os.path.join(folder, "config.json")
+    kind = "search" if search else "run"
     if not os.path.exists(config_path):
-        others = [name for name in _listdir(folder) if name != LOCK_FILE]
+        others = [name for name in _listdir(folder) if not name.startswith(LOCK_FILE)]
+        if search and "search.json" in others:
+            return  # a search from before searches kept their config: resumed as it was
         if others:
             raise UsageError(
-                f"--run-dir {folder} is not empty and not a run folder (no config.json); "
+                f"--run-dir {folder} is not empty and not a {kind} folder (no config.json); "
                 "choose an empty or new folder"
             )
         return
@@ -210,7 +216,7 @@ def _check_folder_belongs(folder, record, overwrite):
         saved = json.load(file)
     if saved.get("recipe") != record["recipe"]:
         raise UsageError(
-            f"{folder} holds a run of {saved.get('recipe')}, not {record['recipe']}; use another "
+            f"{folder} holds a {kind} of {saved.get('recipe')}, not {record['recipe']}; use another "
             "--run-dir"
         )
     differences = training_differences(saved, record)
@@ -220,10 +226,10 @@ def _check_folder_belongs(folder, record, overwrite):
             for key, (then, now) in differences.items()
         )
         raise UsageError(
-            f"{folder} holds a run made with other training flags: {shown}. Use another "
+            f"{folder} holds a {kind} made with other training flags: {shown}. Use another "
             "--run-dir, or --overwrite to train afresh in this one"
         )
-    if os.path.exists(os.path.join(folder, "metrics.json")):
+    if not search and os.path.exists(os.path.join(folder, "metrics.json")):
         raise RunComplete(
             f"{folder} is a complete run of this command; its metrics are in "
             f"{os.path.join(folder, 'metrics.json')} (--overwrite trains it again)"
