@@ -75,9 +75,19 @@ def test_conv1d_killed_then_interrupted_mid_epoch_ends_as_if_never_stopped(tmp_p
     assert not (stopped / "backup").exists()
 
 
-def test_an_rnn_under_mirrored_stopped_by_sigterm_resumes_exactly(tmp_path):
-    command = [sys.executable, "-m", "recipes.imdb_rnn", "--cell", "gru", *TEXT,
-               "--strategy", "mirrored", "--logical-cpus", "2"]  # fmt: skip
+MIRRORED = ["--strategy", "mirrored", "--logical-cpus", "2"]
+
+
+@pytest.mark.parametrize(
+    "recipe, strategy",
+    [
+        (["imdb_conv1d"], MIRRORED),
+        (["imdb_rnn", "--cell", "gru"], []),
+        (["imdb_rnn", "--cell", "gru"], MIRRORED),
+    ],
+)
+def test_a_text_recipe_stopped_by_sigterm_mid_epoch_resumes_exactly(tmp_path, recipe, strategy):
+    command = [sys.executable, "-m", f"recipes.{recipe[0]}", *recipe[1:], *TEXT, *strategy]
     assert run(command, tmp_path / "whole").returncode == 0
     stopped = tmp_path / "stopped"
     output = interrupt_at(command + ["--backup-every", "1"], stopped, 1, 1, signal.SIGTERM)

@@ -89,7 +89,9 @@ class ExactBackupAndRestore(keras.callbacks.BackupAndRestore):
         _check_workers_agree(self.model, state["epoch"] if state else 0, self.restore_dir)
 
     def _restore(self, state):
-        files = {name: os.path.join(self.restore_dir, file) for name, file in state["files"].items()}
+        files = {
+            name: os.path.join(self.restore_dir, file) for name, file in state["files"].items()
+        }
         if not self.model.optimizer.built:
             self.model.optimizer.build(self.model.trainable_variables)
         self.model.load_weights(files["weights"])
@@ -123,10 +125,12 @@ class ExactBackupAndRestore(keras.callbacks.BackupAndRestore):
         if self._metrics_to_restore is not None:
             # Keras builds the compiled metrics in the first step, so the running sums
             # of the steps before the backup are added after it (sums commute exactly).
-            _add_metric_values(self.model, _load_metric_values(self._metrics_to_restore, self.model))
+            _add_metric_values(
+                self.model, _load_metric_values(self._metrics_to_restore, self.model)
+            )
             self._metrics_to_restore = None
         self._steps_since_backup += 1
-        step = self.epoch_order.first_step + self.epoch_order._steps_run
+        step = self.epoch_order.step
         if step >= self.epoch_order.steps_per_epoch:
             return  # the epoch end backs up, after validation and the other callbacks
         stop_signal, due = self._agree(signals.requested(), self._backup_due())

@@ -88,7 +88,9 @@ def launch(workers, command, poll_seconds=0.2):
         if signum is not None:
             sys.exit(128 + signum)
 
-    previous = {number: signal.signal(number, stop_all) for number in (signal.SIGTERM, signal.SIGINT)}
+    previous = {
+        number: signal.signal(number, stop_all) for number in (signal.SIGTERM, signal.SIGINT)
+    }
     try:
         while True:
             statuses = [process.poll() for process in processes]

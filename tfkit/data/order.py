@@ -35,6 +35,11 @@ class EpochOrder(keras.callbacks.Callback):
         self._stopped_epoch_early = False
 
     @property
+    def step(self):
+        """Batches of the current epoch trained so far, those before a resume included."""
+        return self.first_step + self._steps_run
+
+    @property
     def steps_per_epoch(self):
         if self.drop_remainder:
             return self.num_examples // self.batch_size
