@@ -118,3 +118,16 @@ def test_a_corrupt_backup_is_named_and_left_alone(tmp_path):
     with pytest.raises(RunStateError, match="cannot be read.*Move that folder away"):
         train(tmp_path)
     assert (backup / "w.weights.h5").read_bytes().endswith(b"truncated")
+
+
+def test_a_run_killed_after_training_resumes_with_nothing_left_to_train(tmp_path):
+    # The backup outlives fit until the run's metrics are written: killed while
+    # evaluating or exporting, a re-run must not train again (early stopping has
+    # already put the best weights back).
+    trained, _ = train(tmp_path)
+    rows = len(pd.read_csv(tmp_path / "history.csv"))
+    again, backup = train(tmp_path)
+    assert backup.resumed == [{"epoch": EPOCHS, "step": 0}]
+    assert len(pd.read_csv(tmp_path / "history.csv")) == rows
+    for a, b in zip(trained.get_weights(), again.get_weights()):
+        np.testing.assert_array_equal(a, b)
