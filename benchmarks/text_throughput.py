@@ -27,6 +27,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import tfkit.quiet  # noqa: F401,E402
 
 import keras  # noqa: E402
+import tensorflow as tf  # noqa: E402
 from keras import layers  # noqa: E402
 
 from recipes import imdb_conv1d, imdb_rnn  # noqa: E402
@@ -37,6 +38,7 @@ from tfkit.data.text import adapt_vectorizer, text_datasets, vectorize  # noqa: 
 from tfkit.hardware import set_mixed_precision, use_jit_compile  # noqa: E402
 from tfkit.metrics import binary_metrics  # noqa: E402
 from tfkit.optim import get_optimizer  # noqa: E402
+from tfkit.runs import Run  # noqa: E402
 
 RECIPES = {
     # name: (recipe module, config overrides, batch size of the document)
@@ -132,17 +134,19 @@ def compare(name, splits, ids, targets, rounds, precision="auto", jit="auto"):
         name, splits, batch_size, precision, jit
     )
     plain_times, tfkit_times = EpochTimes(), EpochTimes()
-    with tempfile.TemporaryDirectory() as run_dir:
-        callbacks = standard_callbacks(config, run_dir, len(targets))
-        for callback in callbacks:  # no validation set: both sides time training alone
-            if hasattr(callback, "monitor"):
-                callback.monitor = "loss"
-            if hasattr(callback, "verbose"):
-                callback.verbose = 0  # stdout carries only the JSON lines
-        for _ in range(rounds):
-            plain_history = plain.fit(
-                ids, targets, batch_size=batch_size, epochs=1, verbose=0, callbacks=[plain_times]
-            )
+    for _ in range(rounds):
+        plain_history = plain.fit(
+            ids, targets, batch_size=batch_size, epochs=1, verbose=0, callbacks=[plain_times]
+        )
+        # A fresh run folder each round: the backup of the last would say "done".
+        with tempfile.TemporaryDirectory() as run_dir:
+            run = Run(name, run_dir, config, tf.distribute.get_strategy())
+            callbacks = standard_callbacks(config, run, train)
+            for callback in callbacks:  # no validation set: both sides time training alone
+                if hasattr(callback, "monitor"):
+                    callback.monitor = "loss"
+                if hasattr(callback, "verbose"):
+                    callback.verbose = 0  # stdout carries only the JSON lines
             tfkit_history = model.fit(
                 train, epochs=1, verbose=0, callbacks=[tfkit_times] + callbacks
             )

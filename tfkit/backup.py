@@ -105,9 +105,11 @@ class ExactBackupAndRestore(keras.callbacks.BackupAndRestore):
                     with np.load(files["best_weights"]) as best:
                         callback.best_weights = [best[f"w{i}"] for i in range(len(best.files))]
             if state["step"]:
-                self._metrics_to_restore = {
-                    name: arrays[name] for name in arrays.files if name.startswith("metric_")
-                }
+                # Keras builds compiled metrics in the first step; they are needed now,
+                # to take the running sums of the steps before the backup.
+                with self.model.distribute_strategy.scope():
+                    self.model._symbolic_build(data_batch=self.epoch_order.element_spec)
+                self._metrics_to_restore = _load_metric_values(arrays, self.model)
         epoch, step = state["epoch"], state["step"]
         if state.get("finished"):
             epoch = self.params.get("epochs", epoch)  # nothing left to train
@@ -119,20 +121,17 @@ class ExactBackupAndRestore(keras.callbacks.BackupAndRestore):
 
     def on_epoch_begin(self, epoch, logs=None):
         self._current_epoch = epoch
-
-    # Back up, and stop when asked to.
-    def on_train_batch_end(self, batch, logs=None):
-        if self._metrics_to_restore is not None:
-            # Keras builds the compiled metrics in the first step, so the running sums
-            # of the steps before the backup are added after it (sums commute exactly).
-            _add_metric_values(
-                self.model, _load_metric_values(self._metrics_to_restore, self.model)
-            )
+        if self._metrics_to_restore is not None:  # Keras has just reset them for this epoch
+            _assign_metric_values(self.model, self._metrics_to_restore)
             self._metrics_to_restore = None
+
+    # Back up, and stop when asked to: before each step, once the last one is done (a
+    # batch-end hook would make Keras wait for every step's logs).
+    def on_train_batch_begin(self, batch, logs=None):
+        if batch == 0:
+            return  # the epoch's start: the last backup holds it
         self._steps_since_backup += 1
         step = self.epoch_order.step
-        if step >= self.epoch_order.steps_per_epoch:
-            return  # the epoch end backs up, after validation and the other callbacks
         stop_signal, due = self._agree(signals.requested(), self._backup_due())
         if due or stop_signal:
             self._save(self._current_epoch, step)
@@ -283,10 +282,10 @@ def _load_metric_values(arrays, model):
     return values
 
 
-def _add_metric_values(model, values):
+def _assign_metric_values(model, values):
     for parts, saved in zip(_local_metric_variables(model), values):
         for part, value in zip(parts, saved):
-            part.assign_add(value)
+            part.assign(value)
 
 
 def _check_workers_agree(model, epoch, restore_dir):

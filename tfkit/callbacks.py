@@ -35,8 +35,8 @@ class EpochStats(keras.callbacks.Callback):
         self._train_end = None
         self._steps = 0
 
-    def on_train_batch_end(self, batch, logs=None):
-        self._steps += 1
+    def on_train_batch_begin(self, batch, logs=None):
+        self._steps = batch + 1  # a batch-begin hook: Keras need not wait for each step
 
     def on_test_begin(self, logs=None):
         # fit() runs validation through evaluate(), which calls this: training is over.

@@ -33,10 +33,11 @@ class EpochOrder(keras.callbacks.Callback):
         self.first_step = 0  # of the epoch about to run; > 0 only when resuming mid-epoch
         self._steps_run = 0
         self._stopped_epoch_early = False
+        self.element_spec = None
 
     @property
     def step(self):
-        """Batches of the current epoch trained so far, those before a resume included."""
+        """Batches of the current epoch trained before the one starting, a resume's included."""
         return self.first_step + self._steps_run
 
     @property
@@ -65,17 +66,19 @@ class EpochOrder(keras.callbacks.Callback):
         ]
         yield from batches[self.first_step :] + batches[: self.first_step]
 
-    # Callback: Keras calls on_epoch_begin before it starts the epoch's iterator.
+    # Callback: Keras calls on_epoch_begin before it starts the epoch's iterator. Only
+    # batch-begin hooks: a batch-end hook would make Keras wait for every step's logs.
     def on_epoch_begin(self, epoch, logs=None):
         if epoch != self.epoch:
             self.first_step = 0
         self.epoch = epoch
         self._steps_run = 0
 
-    def on_train_batch_end(self, batch, logs=None):
-        self._steps_run += 1
-        if self.first_step and self.first_step + self._steps_run >= self.steps_per_epoch:
-            self.model.stop_training = True  # the rest of this epoch was trained before
+    def on_train_batch_begin(self, batch, logs=None):
+        self._steps_run = batch
+        if self.first_step and self.first_step + batch + 1 >= self.steps_per_epoch:
+            # The step about to run ends the epoch; Keras checks this flag after it.
+            self.model.stop_training = True
             self._stopped_epoch_early = True
 
     def on_epoch_end(self, epoch, logs=None):
@@ -119,5 +122,6 @@ def epoch_batches(arrays, batch_size, seed, shuffle=True, drop_remainder=False, 
     dataset = dataset.map(gather)
     dataset = dataset.apply(tf.data.experimental.assert_cardinality(order.steps_per_epoch))
     dataset = dataset.prefetch(tf.data.AUTOTUNE)
+    order.element_spec = dataset.element_spec  # to build the model's metrics before a resume
     dataset.epoch_order = order
     return dataset
