@@ -138,3 +138,21 @@ def test_a_search_with_other_training_flags_is_refused(tmp_path, quick_flags, ca
     assert exit_status(flags + ["--max-examples", "32"]) == 2
     assert "holds a search made with other training flags: --max-examples 32" in capsys.readouterr().err
     assert folder_state(tmp_path / "search") == before
+
+
+@pytest.mark.slow
+def test_a_signal_outside_training_stops_at_once_and_lets_go_of_the_folder(tmp_path):
+    import signal
+
+    command = [sys.executable, "-m", "recipes.imdb_conv1d", "--data", "synthetic",
+               "--run-dir", str(tmp_path / "run"), "--no-export"]  # fmt: skip
+    process = subprocess.Popen(command, env=python_env(), cwd=ROOT, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)  # fmt: skip
+    for line in process.stdout:  # generating 25,000 reviews takes seconds
+        if "run folder" in line:
+            break
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 143
+    assert "stopped by SIGTERM outside training" in err.strip().splitlines()[-1]
+    assert LOCK_FILE not in os.listdir(tmp_path / "run")
