@@ -131,3 +131,14 @@ def test_a_run_killed_after_training_resumes_with_nothing_left_to_train(tmp_path
     assert len(pd.read_csv(tmp_path / "history.csv")) == rows
     for a, b in zip(trained.get_weights(), again.get_weights()):
         np.testing.assert_array_equal(a, b)
+
+
+def test_a_backup_of_other_data_is_refused(tmp_path):
+    with pytest.raises(signals.TrainingStopped):
+        train(tmp_path, extra=[SignalAt(1, 1)])
+    state_file = tmp_path / "backup" / STATE_FILE
+    state = json.loads(state_file.read_text())
+    state["steps_per_epoch"] += 1  # as if the data folder had gained examples since
+    state_file.write_text(json.dumps(state))
+    with pytest.raises(RunStateError, match="6 steps per epoch and this data gives 5"):
+        train(tmp_path)

@@ -89,6 +89,13 @@ class ExactBackupAndRestore(keras.callbacks.BackupAndRestore):
         _check_workers_agree(self.model, state["epoch"] if state else 0, self.restore_dir)
 
     def _restore(self, state):
+        saved_steps = state.get("steps_per_epoch", self.epoch_order.steps_per_epoch)
+        if saved_steps != self.epoch_order.steps_per_epoch:
+            raise RunStateError(
+                f"the backup in {self.restore_dir} was made with {saved_steps} steps per epoch "
+                f"and this data gives {self.epoch_order.steps_per_epoch}: the data has changed "
+                "since. Restore it, or use --overwrite or another --run-dir"
+            )
         files = {
             name: os.path.join(self.restore_dir, file) for name, file in state["files"].items()
         }
