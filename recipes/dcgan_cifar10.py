@@ -31,7 +31,7 @@ from tfkit.callbacks import EpochStats, HistoryCSV, backup_and_restore
 from tfkit.config import TrainConfig, check_at_least, flag
 from tfkit.data.cifar10 import CLASS_NAMES, load_cifar10, parse_class
 from tfkit.data.order import epoch_batches
-from tfkit.data.splits import class_counts
+from tfkit.data.splits import class_counts, describe_class_counts
 from tfkit.distribute import chief_or_temporary, get_strategy
 from tfkit.export import export_for_serving
 from tfkit.hardware import set_mixed_precision, use_jit_compile
@@ -317,9 +317,9 @@ def load_data(config):
     )
     if len(images) < config.batch_size:
         raise DataError(f"only {len(images)} images, fewer than one batch of {config.batch_size}")
-    counts = {"train": class_counts(labels, CLASS_NAMES)}
-    counts["train"] = {name: count for name, count in counts["train"].items() if count}
-    print("classes: train " + ", ".join(f"{n} {c}" for n, c in counts["train"].items()))
+    present = {name: count for name, count in class_counts(labels, CLASS_NAMES).items() if count}
+    counts = {"train": present}
+    print(f"classes: {describe_class_counts(counts)}")
     return images, counts
 
 

@@ -168,14 +168,10 @@ class ExactBackupAndRestore(keras.callbacks.BackupAndRestore):
 
     def _agree(self, stop_signal, due):
         """The largest signal and whether any process wants a backup, across workers."""
-        strategy = self.model.distribute_strategy
-        if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        every = _gather_from_workers(self.model, [stop_signal, int(due)])
+        if every is None:
             return stop_signal, due
-        mine = tf.constant([[stop_signal, int(due)]])
-        every = strategy.gather(
-            strategy.experimental_distribute_values_from_function(lambda _: mine), axis=0
-        )
-        largest = every.numpy().max(axis=0)
+        largest = every.max(axis=0)
         return int(largest[0]), bool(largest[1])
 
     def _stop(self, stop_signal, epoch, step):
@@ -227,15 +223,6 @@ def random_state_variables(model):
     """The model's random state: `model.variables` that are not weights (seed generators)."""
     weights = {id(variable) for variable in model.weights}
     return [variable for variable in model.variables if id(variable) not in weights]
-
-
-def read_backup_state(run_dir):
-    """The backup's `state.json` in `run_dir/backup`, or None when there is none."""
-    path = os.path.join(run_dir, "backup", STATE_FILE)
-    if not os.path.exists(path):
-        return None
-    with open(path) as file:
-        return json.load(file)
 
 
 def _state_names(callback):
@@ -300,17 +287,26 @@ def _check_workers_agree(model, epoch, restore_dir):
 
     They would then run different numbers of steps and wait for each other forever.
     """
-    strategy = model.distribute_strategy
-    if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
-        return
-    mine = tf.constant([epoch])
-    epochs = strategy.gather(
-        strategy.experimental_distribute_values_from_function(lambda _: mine), axis=0
-    )
-    epochs = sorted(set(epochs.numpy().tolist()))
+    every = _gather_from_workers(model, [epoch])
+    epochs = [] if every is None else sorted(set(every[:, 0].tolist()))
     if len(epochs) > 1:
         raise RunStateError(
             f"the workers would resume at different epochs {epochs}: every worker must "
             f"read the chief's backup in {restore_dir}. Put --run-dir on storage that "
             "every host sees"
         )
+
+
+def _gather_from_workers(model, row):
+    """Every replica's copy of `row` as a numpy array (one row each), or None off multi-worker.
+
+    A collective: every worker must call it at the same point.
+    """
+    strategy = model.distribute_strategy
+    if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        return None
+    mine = tf.constant([row])
+    every = strategy.gather(
+        strategy.experimental_distribute_values_from_function(lambda _: mine), axis=0
+    )
+    return every.numpy()

@@ -14,6 +14,9 @@ import shutil
 import socket
 import tempfile
 
+import keras
+import tensorflow as tf
+
 from tfkit import signals
 from tfkit.distribute import chief_or_temporary, describe, is_chief
 from tfkit.errors import RunComplete, UsageError
@@ -80,8 +83,7 @@ def start_run(recipe, config, strategy):
         # Distributed searches share one folder: one lock per keras-tuner process.
         tuner_id = os.environ.get("KERASTUNER_TUNER_ID", "")
         lock = FolderLock(folder, f"{LOCK_FILE}{'-' + tuner_id if tuner_id else ''}").acquire()
-        if not os.path.exists(os.path.join(folder, "config.json")):
-            write_json(os.path.join(folder, "config.json"), record)
+        _record_config(folder, record)
         return Run(recipe, folder, config, strategy, lock)
 
     folder = chief_or_temporary(config.run_dir or default_run_dir(recipe), strategy)
@@ -91,8 +93,7 @@ def start_run(recipe, config, strategy):
         lock = FolderLock(folder).acquire()
         if config.overwrite:
             _empty_folder(folder, keep=LOCK_FILE)
-    if not os.path.exists(os.path.join(folder, "config.json")):
-        write_json(os.path.join(folder, "config.json"), record)
+    _record_config(folder, record)
     signals.install()
     if config.data == "synthetic":
         print(f"[{recipe}] data: SYNTHETIC (generated, learnable; not the real dataset)")
@@ -236,6 +237,13 @@ def _check_folder_belongs(folder, record, overwrite, search=False):
         )
 
 
+def _record_config(folder, record):
+    """Writes `config.json` into a new folder; a resumed folder keeps the one that made it."""
+    path = os.path.join(folder, "config.json")
+    if not os.path.exists(path):
+        write_json(path, record)
+
+
 def _empty_folder(folder, keep):
     for name in _listdir(folder):
         if name == keep:
@@ -252,9 +260,6 @@ def _listdir(folder):
 
 
 def _seed_everything(seed, deterministic):
-    import keras
-    import tensorflow as tf
-
     keras.utils.set_random_seed(seed)  # Python, NumPy and TensorFlow
     if deterministic:
         tf.config.experimental.enable_op_determinism()

@@ -127,7 +127,7 @@ def real_batches(count=8):
 def test_backup_holds_both_networks_and_both_optimizers(tmp_path):
     import numpy as np
 
-    from tfkit.backup import ExactBackupAndRestore, read_backup_state
+    from tfkit.backup import STATE_FILE, ExactBackupAndRestore
     from tfkit.data.order import epoch_batches
 
     gan = narrow_gan()
@@ -136,7 +136,8 @@ def test_backup_holds_both_networks_and_both_optimizers(tmp_path):
     backup = ExactBackupAndRestore(str(tmp_path / "backup"), batches.epoch_order)
     gan.fit(batches, epochs=1, verbose=0, callbacks=[batches.epoch_order, backup])
     restored = narrow_gan()
-    restored.load_weights(tmp_path / "backup" / read_backup_state(tmp_path)["files"]["weights"])
+    state = json.loads((tmp_path / "backup" / STATE_FILE).read_text())
+    restored.load_weights(tmp_path / "backup" / state["files"]["weights"])
     for name in ("d_optimizer", "g_optimizer"):
         saved = [np.asarray(v) for v in getattr(gan, name).variables]
         loaded = [np.asarray(v) for v in getattr(restored, name).variables]

@@ -36,17 +36,22 @@ class Splits:
         return {name: class_counts(split[1], self.class_names) for name, split in splits.items()}
 
     def describe(self):
-        """One line of class counts per split, for the run's first lines."""
-        return "; ".join(
-            f"{split} " + ", ".join(f"{name} {count}" for name, count in counts.items())
-            for split, counts in self.class_counts().items()
-        )
+        """The class counts of every split in one line, for the run's first lines."""
+        return describe_class_counts(self.class_counts())
 
 
 def class_counts(labels, class_names):
     """{class name: how many of `labels` are that class}, every class listed."""
     counts = np.bincount(np.asarray(labels, dtype="int64"), minlength=len(class_names))
     return {name: int(count) for name, count in zip(class_names, counts)}
+
+
+def describe_class_counts(counts):
+    """{"train": {"neg": 3, "pos": 4}, ...} as "train neg 3, pos 4; ..."."""
+    return "; ".join(
+        f"{split} " + ", ".join(f"{name} {count}" for name, count in per_class.items())
+        for split, per_class in counts.items()
+    )
 
 
 def stratified_sample(labels, count, rng):
