@@ -141,10 +141,9 @@ def compare(name, splits, ids, targets, rounds, precision="auto", jit="auto"):
         # A fresh run folder each round: the backup of the last would say "done".
         with tempfile.TemporaryDirectory() as run_dir:
             run = Run(name, run_dir, config, tf.distribute.get_strategy())
-            callbacks = standard_callbacks(config, run, train)
-            for callback in callbacks:  # no validation set: both sides time training alone
-                if hasattr(callback, "monitor"):
-                    callback.monitor = "loss"
+            # No validation set: both sides time training alone.
+            callbacks = standard_callbacks(config, run, train, splits.with_validation_in_training())
+            for callback in callbacks:
                 if hasattr(callback, "verbose"):
                     callback.verbose = 0  # stdout carries only the JSON lines
             tfkit_history = model.fit(

@@ -27,7 +27,7 @@ import keras
 from keras import layers
 
 from tfkit import cli
-from tfkit.callbacks import EpochStats, HistoryCSV, backup_and_restore
+from tfkit.callbacks import EpochStats, HistoryCSV, backup_and_restore, gradient_health
 from tfkit.config import TrainConfig, check_at_least, flag
 from tfkit.data.cifar10 import CLASS_NAMES, load_cifar10, parse_class
 from tfkit.data.order import epoch_batches
@@ -36,10 +36,11 @@ from tfkit.distribute import chief_or_temporary, get_strategy
 from tfkit.export import export_for_serving
 from tfkit.hardware import set_mixed_precision, use_jit_compile
 from tfkit.images import save_grid
+from tfkit.modes import run_mode
 from tfkit.optim import optimizer_from_config
 from tfkit.errors import DataError
 from tfkit.runs import finish_run, start_run
-from tfkit.tune import best_config, search
+from tfkit.tune import best_config
 
 RECIPE = "dcgan_cifar10"
 
@@ -47,6 +48,8 @@ RECIPE = "dcgan_cifar10"
 @dataclass
 class Config(TrainConfig):
     OBJECTIVES: ClassVar[tuple] = ("pixel_kid", "d_loss", "g_loss", "loss")
+    # The LR range test sweeps the discriminator's LR; the generator keeps its own.
+    LR_FIND_LOSS: ClassVar[str] = "d_loss"
 
     image_class: str = flag(
         "frog", "CIFAR-10 class to learn: a name, an id 0-9, or all (002 §6: frogs)", name="--class"
@@ -57,7 +60,9 @@ class Config(TrainConfig):
         128, "filters of the discriminator's convolutions (002 §6.2: 128)"
     )
     dropout: float = flag(0.4, "dropout before D's output (002 §6.2: 'a very important trick')")
-    learning_rate: float = flag(0.0008, "discriminator learning rate (002 §6.2: RMSprop lr=0.0008)")
+    learning_rate: float | str = flag(
+        0.0008, "discriminator learning rate (002 §6.2: RMSprop lr=0.0008); auto: --lr-find's"
+    )
     generator_learning_rate: float = flag(
         0.0004, "generator learning rate (the source book: 0.0004)"
     )
@@ -377,23 +382,26 @@ def main(argv=None):
     # bfloat16 doubled the step on a CPU with AVX512-BF16 (benchmarks/dcgan_throughput.py).
     policy = set_mixed_precision(config.mixed_precision, bf16_helps_on_cpu=True)
     images, counts = load_data(config)
-    if config.tune:  # a keras-tuner search over search_space, scored by pixel_kid
-        search(
-            RECIPE,
-            config,
-            build_model,
-            search_space,
-            strategy=strategy,
-            fit_arguments=partial(fit_arguments, images=images),
-            run=run,
-        )
+    # --tune (scored by pixel_kid) and --lr-find run here instead of the training below;
+    # --learning-rate auto runs the LR range test and returns the config it chose.
+    arguments_of = partial(fit_arguments, images=images)
+    config = run_mode(RECIPE, config, build_model, search_space, arguments_of, strategy, run)
+    if config is None:
         return
 
     with strategy.scope():
         gan = build_model(config)
-    arguments = fit_arguments(config, images)
+    arguments = arguments_of(config)
     grid_latent = np.random.default_rng(config.seed).normal(
         size=(config.num_samples, config.latent_dim)
+    )
+    gradients = gradient_health(
+        config,
+        run,
+        watch={
+            "discriminator": (gan.d_optimizer, gan.discriminator),
+            "generator": (gan.g_optimizer, gan.generator),
+        },
     )
     gan.fit(
         arguments["x"],
@@ -401,10 +409,11 @@ def main(argv=None):
         callbacks=[
             *arguments["callbacks"],  # before the history, which records pixel_kid
             EpochStats(len(images)),
+            *gradients,
             ImageGrid(os.path.join(run.dir, "samples"), grid_latent.astype("float32")),
             HistoryCSV(os.path.join(run.dir, "history.csv")),
             keras.callbacks.TensorBoard(os.path.join(run.dir, "logs")),
-            backup_and_restore(config, run, arguments["x"]),  # last: a resume is exact
+            backup_and_restore(config, run, arguments["x"], gradients),  # last: resumes exactly
         ],
     )
 

@@ -21,14 +21,15 @@ from keras import layers
 from tfkit import cli
 from tfkit.callbacks import standard_callbacks
 from tfkit.config import ClassifierConfig, check_at_least, flag
-from tfkit.data.text import imdb_text_datasets, text_search_arguments
+from tfkit.data.text import imdb_text_datasets, text_fit_arguments
 from tfkit.distribute import chief_or_temporary, get_strategy
 from tfkit.export import export_text_classifier
 from tfkit.hardware import set_mixed_precision, use_jit_compile
+from tfkit.modes import run_mode
 from tfkit.metrics import binary_metrics
 from tfkit.optim import class_weight_from_labels, optimizer_from_config
 from tfkit.runs import finish_run, start_run
-from tfkit.tune import best_config, search
+from tfkit.tune import best_config
 
 RECIPE = "imdb_conv1d"
 # Measured on CPU (benchmarks/text_throughput.py --explore, the two sides alternating
@@ -43,7 +44,7 @@ class Config(ClassifierConfig):
     max_len: int = flag(500, "tokens kept per review, the last ones (002 §2.2: max_len = 500)")
     embedding_dim: int = flag(128, "embedding width (002 §2.2: Embedding(max_features, 128))")
     filters: int = flag(32, "filters per Conv1D (002 §2.2: Conv1D(32, 7))")
-    learning_rate: float = flag(1e-4, "002 §2.2: RMSprop(lr=1e-4)")
+    learning_rate: float | str = flag(1e-4, "002 §2.2: RMSprop(lr=1e-4); auto: --lr-find's")
     batch_size: int = flag(128, "002 §2.2: batch_size=128")
 
     def __post_init__(self):
@@ -107,16 +108,11 @@ def main(argv=None):
     # Data: raw text, 20% of the training split held out for validation; the vectorizer
     # is adapted on the training text; the test split is used once, at the end.
     splits, vectorizer, (train, val, test) = imdb_text_datasets(config)
-    if config.tune:  # a keras-tuner search over search_space instead of one run
-        search(
-            RECIPE,
-            config,
-            build_model,
-            search_space,
-            partial(text_search_arguments, splits=splits),
-            strategy,
-            run,
-        )
+    # --tune, --lr-find and --overfit-batches run here instead of the training below;
+    # --learning-rate auto runs the LR range test and returns the config it chose.
+    fit_arguments = partial(text_fit_arguments, splits=splits)
+    config = run_mode(RECIPE, config, build_model, search_space, fit_arguments, strategy, run)
+    if config is None:
         return
 
     # Model and training; a killed or stopped run resumes where it was.
@@ -128,9 +124,7 @@ def main(argv=None):
         validation_data=val,
         epochs=config.epochs,
         class_weight=class_weight_from_labels(splits.train[1], config.class_weight),
-        callbacks=standard_callbacks(
-            config, run, train, monitor="val_loss" if val is not None else "loss"
-        ),
+        callbacks=standard_callbacks(config, run, train, splits),
     )
 
     # Evaluate on the test split, export for TF Serving, record the run.

@@ -13,6 +13,7 @@ from tfkit import signals
 from tfkit.backup import STATE_FILE, ExactBackupAndRestore
 from tfkit.callbacks import AtomicModelCheckpoint, HistoryCSV
 from tfkit.data.order import epoch_batches
+from tfkit.diagnostics.gradients import GradientHealth
 from tfkit.errors import RunStateError
 
 EPOCHS = 4
@@ -26,6 +27,7 @@ def data():
 
 
 def model():
+    keras.backend.clear_session()  # the same layer names in every run, as in a new process
     keras.utils.set_random_seed(0)
     net = keras.Sequential([
         keras.Input((6,)),
@@ -60,6 +62,7 @@ def train(folder, extra=(), backup_every=0):
         keras.callbacks.ReduceLROnPlateau("loss", factor=0.5, patience=1),
         keras.callbacks.EarlyStopping("loss", patience=2, restore_best_weights=True),
         AtomicModelCheckpoint(str(folder / "best.keras"), monitor="loss", save_best_only=True),
+        GradientHealth(str(folder / "gradients.csv"), every=1),  # its rows must resume too
     ]
     net = model()
     backup = ExactBackupAndRestore(
@@ -90,6 +93,12 @@ def test_a_run_stopped_mid_epoch_resumes_exactly(tmp_path):
     assert backup.resumed == [{"epoch": 1, "step": 3}]
     expected, got = pd.read_csv(tmp_path / "whole" / "history.csv"), pd.read_csv(stopped / "history.csv")
     pd.testing.assert_frame_equal(got, expected, check_exact=True)  # the epoch 1 averages too
+    assert "grad_norm" in got
+    pd.testing.assert_frame_equal(
+        pd.read_csv(stopped / "gradients.csv"),
+        pd.read_csv(tmp_path / "whole" / "gradients.csv"),
+        check_exact=True,
+    )
     for a, b in zip(whole.get_weights(), resumed.get_weights()):
         np.testing.assert_array_equal(a, b)
     # The best checkpoint is the best epoch of the whole run, not of the resumed part.

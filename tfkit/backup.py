@@ -9,7 +9,8 @@ batch. `ExactBackupAndRestore` also keeps, in `backup/`:
 - the position: epoch and step (`EpochOrder` replays the data from there);
 - the random state (`model.variables` beyond the weights: the seed generators);
 - the state of early stopping, ReduceLROnPlateau and the best checkpoint,
-  early stopping's best weights included;
+  early stopping's best weights included, and of any callback with
+  `backup_state()` / `restore_state(state)` (JSON-able), such as the gradient monitor;
 - in the middle of an epoch, the running metrics, so the epoch logs what it would have.
 
 `state.json` is written last and names the files it belongs to, so a kill at any
@@ -50,7 +51,8 @@ class ExactBackupAndRestore(keras.callbacks.BackupAndRestore):
     Args:
         backup_dir: where this process writes its backup.
         epoch_order: the training pipeline's `EpochOrder`.
-        callbacks: the callbacks whose state is backed up (see `CALLBACK_STATE`).
+        callbacks: the callbacks whose state is backed up (see `CALLBACK_STATE`), and
+            any with `backup_state()` and `restore_state(state)` methods.
         restore_dir: where a resumed run reads its backup (default `backup_dir`); the
             other workers of a multi-worker run read the chief's.
         backup_every: also back up every N steps; 0 backs up every epoch and, within
@@ -63,7 +65,7 @@ class ExactBackupAndRestore(keras.callbacks.BackupAndRestore):
     ):
         super().__init__(backup_dir, delete_checkpoint=False)
         self.epoch_order = epoch_order
-        self.tracked = [c for c in callbacks if _state_names(c)]
+        self.tracked = [c for c in callbacks if _state_names(c) or hasattr(c, "backup_state")]
         self.restore_dir = restore_dir or backup_dir
         self.backup_every = backup_every
         self.resumed = [] if resumed is None else resumed
@@ -106,6 +108,9 @@ class ExactBackupAndRestore(keras.callbacks.BackupAndRestore):
             for index, variable in enumerate(random_state_variables(self.model)):
                 variable.assign(arrays[f"random_{index}"])
             for callback, saved in zip(self.tracked, state["callbacks"]):
+                if hasattr(callback, "restore_state"):
+                    callback.restore_state(saved)
+                    continue
                 for name, value in saved.items():
                     setattr(callback, name, value)
                 if getattr(callback, "restore_best_weights", False) and "best_weights" in files:
@@ -233,6 +238,8 @@ def _state_names(callback):
 
 
 def _callback_state(callback):
+    if hasattr(callback, "backup_state"):
+        return callback.backup_state()
     state = {}
     for name in _state_names(callback):
         value = getattr(callback, name, None)

@@ -15,6 +15,9 @@ import pandas as pd
 import keras
 
 from tfkit.backup import ExactBackupAndRestore
+from tfkit.diagnostics.gradients import GradientHealth
+from tfkit.diagnostics.verdict import FirstLossCheck, expected_first_loss
+from tfkit.optim import class_weight_from_labels
 from tfkit.runs import write_atomic
 
 
@@ -99,20 +102,26 @@ class HistoryCSV(keras.callbacks.Callback):
         write_atomic(self.path, pd.DataFrame(self._rows).to_csv(index=False))
 
 
-def standard_callbacks(config, run, train, monitor="val_loss"):
+def standard_callbacks(config, run, train, splits):
     """The callbacks every classifier recipe trains with, in the order they must run.
 
     Args:
-        config: a `ClassifierConfig` (patience, LR factor).
-        run: the `Run` from `start_run`; `best.keras`, `history.csv`, `logs/` and
-            `backup/` go into its folder.
+        config: a `ClassifierConfig` (patience, LR factor, class weights).
+        run: the `Run` from `start_run`; `best.keras`, `history.csv`, `gradients.csv`,
+            `logs/` and `backup/` go into its folder.
         train: the training pipeline from `tfkit.data` (its `EpochOrder` comes first).
-        monitor: the validation quantity early stopping and the LR cut watch.
+        splits: the `Splits` trained on: early stopping and the LR cut watch
+            `val_loss` (`loss` when there is no validation split); the class counts
+            give the first loss's expected value.
 
     Returns:
         A list of `keras.callbacks.Callback` for `model.fit(callbacks=...)`.
     """
+    monitor = "val_loss" if len(splits.val[1]) else "loss"
+    class_weight = class_weight_from_labels(splits.train[1], config.class_weight)
+    expected = expected_first_loss(splits.class_counts()["train"], class_weight)
     remembered = [
+        FirstLossCheck(run.checks, expected),
         # 002 §1.22: "divide the LR by 2 or 5 when validation stops improving".
         keras.callbacks.ReduceLROnPlateau(
             monitor=monitor,
@@ -130,15 +139,30 @@ def standard_callbacks(config, run, train, monitor="val_loss"):
             os.path.join(run.dir, "best.keras"), monitor=monitor, save_best_only=True
         ),
     ]
+    remembered += gradient_health(config, run)
     return [
         train.epoch_order,  # first: the data order of each epoch, and where a resume starts
         EpochStats(train.epoch_order.num_examples),
         keras.callbacks.TerminateOnNaN(),
-        *remembered,
+        *remembered,  # the gradient monitor last: its logs go to history.csv
         HistoryCSV(os.path.join(run.dir, "history.csv")),
         keras.callbacks.TensorBoard(os.path.join(run.dir, "logs")),
         # Last, so an epoch is backed up only once everything above has seen it.
         backup_and_restore(config, run, train, remembered),
+    ]
+
+
+def gradient_health(config, run, watch=None):
+    """`[GradientHealth]` writing `gradients.csv` into the run folder; `[]` if turned off."""
+    if not config.grad_norm_every:
+        return []
+    return [
+        GradientHealth(
+            os.path.join(run.dir, "gradients.csv"),
+            every=config.grad_norm_every,
+            watch=watch,
+            tensorboard_dir=os.path.join(run.dir, "logs", "gradients"),
+        )
     ]
 
 

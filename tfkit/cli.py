@@ -8,6 +8,7 @@ for a run stopped by SIGTERM or SIGINT. Inside tfkit and the recipes they are ex
 import argparse
 import dataclasses
 import os
+import shlex
 import sys
 import types
 import typing
@@ -97,8 +98,33 @@ def _fail(status, line, exit=sys.exit):
     exit(status)
 
 
+def command_line(prog, config, **changes):
+    """The command that makes `config` with `changes`: `prog` and each flag off its default."""
+    config = dataclasses.replace(config, **changes)
+    words = [prog]
+    for config_field in dataclasses.fields(config):
+        value = getattr(config, config_field.name)
+        if value == config_field.default:
+            continue
+        name = config_field.metadata.get("name") or "--" + config_field.name.replace("_", "-")
+        if isinstance(value, bool):
+            words.append(name if value else "--no-" + name[2:])
+        elif value is not None:
+            words += [name, shlex.quote(str(value))]
+    return " ".join(words)
+
+
+def _number_or_word(text):
+    """A flag that takes a number or a word (`--learning-rate 3e-4` or `auto`)."""
+    try:
+        return float(text)
+    except ValueError:
+        return text
+
+
 def _base_type(hint):
-    """`int | None` -> int; `str` -> str."""
+    """`int | None` -> int; `str` -> str; `float | str` -> a number or a word."""
     if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
-        return next(arg for arg in typing.get_args(hint) if arg is not type(None))
+        kinds = [arg for arg in typing.get_args(hint) if arg is not type(None)]
+        return _number_or_word if set(kinds) == {float, str} else kinds[0]
     return hint

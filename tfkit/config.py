@@ -39,6 +39,7 @@ class TrainConfig:
 
     # What --objective may name: quantities this kind of model logs, the default first.
     OBJECTIVES: ClassVar[tuple] = ("loss",)
+    LR_FIND_LOSS: ClassVar[str] = "loss"  # the logged loss the LR range test reads
 
     # Data.
     data: str = flag("tfds", "where the data comes from", DATA_SOURCES)
@@ -55,7 +56,9 @@ class TrainConfig:
     epochs: int = flag(10, "passes over the training data (002 §2.2 and §3.6 run 10)")
     batch_size: int = flag(128, "global batch size (002 §1.22: minibatch 128)")
     optimizer: str = flag("rmsprop", "Keras optimizer name (the documents use RMSprop)", OPTIMIZERS)
-    learning_rate: float = flag(1e-3, "initial learning rate (Keras's RMSprop default)")
+    learning_rate: float | str = flag(
+        1e-3, "initial learning rate (Keras's RMSprop default); auto: the LR range test's"
+    )
     clipnorm: float | None = flag(
         None, "clip each gradient to this L2 norm (000: 1.0; 002 §1.22: RNNs 5..15)"
     )
@@ -95,6 +98,14 @@ class TrainConfig:
     )
     overwrite: bool = flag(False, "train afresh in an existing --run-dir (or search folder)")
 
+    # Diagnostics (tfkit.diagnostics): they read training, never change it.
+    grad_norm_every: int = flag(
+        10, "gradient norms to gradients.csv every N steps (NaN checked every step); 0: off"
+    )
+    lr_find: bool = flag(
+        False, "run the LR range test instead of training: lr_find.csv/.png/.json (004)"
+    )
+
     # Hyperparameter search (002 §7.6), over the recipe's search_space.
     tune: bool = flag(False, "search hyperparameters with keras-tuner instead of one run")
     tuner: str = flag("random", "search algorithm (002 §7.6: grid, random, Bayesian)", TUNERS)
@@ -105,9 +116,22 @@ class TrainConfig:
         None, "retrain the best trial of the search in DIR on train+validation, then export"
     )
 
+    @property
+    def mode(self):
+        """What runs instead of the training: "tune", "lr-find", "overfit-batches", or None."""
+        if self.tune:
+            return "tune"
+        if self.lr_find:
+            return "lr-find"
+        if getattr(self, "overfit_batches", 0):
+            return "overfit-batches"
+        return None
+
     def __post_init__(self):
+        if isinstance(self.learning_rate, int):
+            self.learning_rate = float(self.learning_rate)
         check_at_least(self, 1, "epochs", "max_trials", "executions_per_trial")
-        check_at_least(self, 0, "logical_cpus", "backup_every")
+        check_at_least(self, 0, "logical_cpus", "backup_every", "grad_norm_every")
         _check(
             not (self.tune and self.strategy == "multi_worker"),
             "--tune spreads over machines with keras-tuner's own chief and workers (README, "
@@ -133,7 +157,21 @@ class TrainConfig:
         )
         _check(self.batch_size >= 1, "batch_size must be >= 1", batch_size=self.batch_size)
         _check(
-            self.learning_rate > 0, "learning_rate must be > 0", learning_rate=self.learning_rate
+            self.learning_rate == "auto"
+            or (isinstance(self.learning_rate, float) and self.learning_rate > 0),
+            "learning_rate must be > 0, or auto (the LR range test's suggestion)",
+            learning_rate=self.learning_rate,
+        )
+        _check(
+            not (self.tune and self.learning_rate == "auto"),
+            "--tune searches the learning rate itself; give a number or leave the flag out",
+            learning_rate=self.learning_rate,
+        )
+        _check(
+            sum([self.tune, self.lr_find, bool(getattr(self, "overfit_batches", 0))]) <= 1,
+            "--tune, --lr-find and --overfit-batches each replace the training; use one",
+            tune=self.tune,
+            lr_find=self.lr_find,
         )
         for name in ("clipnorm", "clipvalue", "global_clipnorm"):
             value = getattr(self, name)
@@ -210,9 +248,16 @@ class ClassifierConfig(TrainConfig):
     )
     reduce_lr_factor: float = flag(0.5, "factor the LR is cut by (002 §1.22: halve it)")
 
+    # Diagnostics.
+    overfit_batches: int = flag(
+        0, "capacity check instead of training: learn N fixed batches by heart (004)"
+    )
+
     def __post_init__(self):
         super().__post_init__()
-        check_at_least(self, 0, "l2", "early_stopping_patience", "reduce_lr_patience")
+        check_at_least(
+            self, 0, "l2", "early_stopping_patience", "reduce_lr_patience", "overfit_batches"
+        )
         _check(0 <= self.dropout < 1, "dropout must be in [0, 1)", dropout=self.dropout)
         _check(
             0 < self.validation_split < 1,

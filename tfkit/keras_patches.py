@@ -9,7 +9,8 @@
    (tensorflow#33929), so under a strategy `clipnorm`, `clipvalue` and
    `global_clipnorm` clip each replica's share of the gradient. `clip_after_all_reduce`
    moves the clipping after the all-reduce, so it sees the global batch's gradient
-   on every strategy, as on one device.
+   on every strategy, as on one device. `observe_gradients` uses the same place to
+   let the gradient health monitor (`tfkit.diagnostics`) see that gradient, unclipped.
 
 Each patch refuses to run on a Keras it was not tested on; `setup.cfg` pins the range.
 """
@@ -82,14 +83,46 @@ def clip_after_all_reduce(optimizer):
     """
     check_keras_version()
     clip = optimizer._clip_gradients
-    all_reduce = optimizer._all_reduce_sum_gradients
-
-    def all_reduce_then_clip(grads_and_vars):
-        grads_and_vars = all_reduce(grads_and_vars)
-        grads = clip([grad for grad, _ in grads_and_vars])
-        return [(grad, var) for grad, (_, var) in zip(grads, grads_and_vars)]
-
-    # `apply` clips first and `_backend_update_step` all-reduces after: swap the two.
+    # `apply` clips first and `_backend_update_step` all-reduces after: clip after.
     optimizer._clip_gradients = lambda grads: grads
-    optimizer._all_reduce_sum_gradients = all_reduce_then_clip
+    _after_all_reduce(optimizer).append(lambda grads_and_vars: clip([g for g, _ in grads_and_vars]))
     return optimizer
+
+
+def observe_gradients(optimizer, observer):
+    """Calls `observer(grads_and_vars)` with the all-reduced gradients of each step.
+
+    The observer sees the gradient of the global batch before any clipping, on one
+    device as under any strategy, inside the compiled step; it must not change them.
+    """
+    check_keras_version()
+    if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
+        optimizer = optimizer.inner_optimizer  # it receives the unscaled gradients
+
+    def observe(grads):
+        observer(grads)
+        return [grad for grad, _ in grads]
+
+    _after_all_reduce(optimizer).insert(0, observe)  # before the clipping
+
+
+def _after_all_reduce(optimizer):
+    """The steps run on each step's all-reduced gradients, installed on first use.
+
+    Each step takes the list of `(gradient, variable)` pairs and returns the gradients.
+    """
+    if "_tfkit_after_all_reduce" not in optimizer.__dict__:
+        all_reduce = optimizer._all_reduce_sum_gradients
+        steps = []
+
+        def all_reduce_then(grads_and_vars):
+            grads_and_vars = list(all_reduce(grads_and_vars))
+            variables = [variable for _, variable in grads_and_vars]
+            for step in steps:
+                grads = step(list(grads_and_vars))
+                grads_and_vars = list(zip(grads, variables))
+            return grads_and_vars
+
+        optimizer._all_reduce_sum_gradients = all_reduce_then
+        object.__setattr__(optimizer, "_tfkit_after_all_reduce", steps)  # untracked
+    return optimizer._tfkit_after_all_reduce

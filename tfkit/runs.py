@@ -26,9 +26,10 @@ from tfkit.errors import RunComplete, UsageError
 # run folder is reused. Every other flag must match the config.json of the folder.
 NOT_TRAINING_FLAGS = frozenset(
     {
-        "run_dir", "export_dir", "export", "overwrite", "backup_every",
+        "run_dir", "export_dir", "export", "overwrite", "backup_every", "grad_norm_every",
         "strategy", "logical_cpus", "jit_compile",
         "tune", "tuner", "max_trials", "executions_per_trial", "objective", "retrain_best",
+        "lr_find", "overfit_batches",
     }
 )  # fmt: skip
 LOCK_FILE = ".lock"
@@ -55,6 +56,7 @@ class Run:
     strategy: object
     lock: "FolderLock | None" = None
     resumed: list = dataclasses.field(default_factory=list)  # filled by the backup callback
+    checks: dict = dataclasses.field(default_factory=dict)  # what the start checks found
 
 
 def start_run(recipe, config, strategy):
@@ -75,7 +77,7 @@ def start_run(recipe, config, strategy):
     Raises:
         RunComplete, UsageError: as above.
     """
-    _seed_everything(config.seed, config.deterministic)
+    seed_everything(config.seed, config.deterministic)
     record = {"recipe": recipe, **dataclasses.asdict(config)}
     if config.tune:
         folder = config.run_dir or default_search_dir(recipe, config.tuner)
@@ -89,7 +91,7 @@ def start_run(recipe, config, strategy):
     folder = chief_or_temporary(config.run_dir or default_run_dir(recipe), strategy)
     lock = None
     if is_chief(strategy):
-        _check_folder_belongs(folder, record, config.overwrite)
+        _check_folder_belongs(folder, record, config.overwrite, mode=config.mode)
         lock = FolderLock(folder).acquire()
         if config.overwrite:
             _empty_folder(folder, keep=LOCK_FILE)
@@ -107,12 +109,13 @@ def start_run(recipe, config, strategy):
 
 
 def finish_run(run, splits=None, curves=None, **metrics):
-    """Writes `metrics.json` and `curves.png`, then lets go of the folder.
+    """Writes `metrics.json` and `curves.png`, prints the diagnosis, lets go of the folder.
 
     `metrics.json` holds `metrics` (e.g. `test`), the data source, the split sizes and
-    `class_counts`, the strategy, and `resumed`: each resume of the run as
-    `{"epoch": E, "step": S}`. It is written last: a run folder with it is complete,
-    and its backup is removed. `curves` names the metrics `curves.png` plots.
+    `class_counts`, the strategy, `resumed` (each resume of the run as
+    `{"epoch": E, "step": S}`) and `diagnosis` (`tfkit.diagnostics.verdict`). It is
+    written last: a run folder with it is complete, and its backup is removed.
+    `curves` names the metrics `curves.png` plots.
     """
     record = {**metrics, **describe(run.strategy, run.config.batch_size), "resumed": run.resumed}
     if splits is not None:
@@ -127,11 +130,33 @@ def finish_run(run, splits=None, curves=None, **metrics):
             pairs=curves,
             title=f"{run.recipe} on {source} data",
         )
+        record["diagnosis"] = _diagnose(run, history, record)
     write_json(os.path.join(run.dir, "metrics.json"), record)
     shutil.rmtree(os.path.join(run.dir, "backup"), ignore_errors=True)
     if run.lock:
         run.lock.release()
     return record
+
+
+def _diagnose(run, history_csv, record):
+    """The fit verdict from the run's history and gradients; printed as a block."""
+    import pandas as pd
+
+    from tfkit.diagnostics import verdict
+
+    gradients_csv = os.path.join(run.dir, "gradients.csv")
+    gradient_rows = []
+    if os.path.exists(gradients_csv):
+        gradient_rows = pd.read_csv(gradients_csv).to_dict("records")
+    diagnosis = verdict.diagnose(
+        pd.read_csv(history_csv),
+        gradient_rows,
+        run.checks,
+        record.get("class_counts"),
+        record.get("test"),
+    )
+    print(verdict.describe(diagnosis))
+    return diagnosis
 
 
 class FolderLock:
@@ -197,7 +222,7 @@ def training_differences(saved, current):
     }
 
 
-def _check_folder_belongs(folder, record, overwrite, search=False):
+def _check_folder_belongs(folder, record, overwrite, search=False, mode=None):
     """Refuses a folder that is not this run's or search's (or says the run is complete)."""
     config_path = os.path.join(folder, "config.json")
     kind = "search" if search else "run"
@@ -220,6 +245,12 @@ def _check_folder_belongs(folder, record, overwrite, search=False):
             f"{folder} holds a {kind} of {saved.get('recipe')}, not {record['recipe']}; use another "
             "--run-dir"
         )
+    if record.get("learning_rate") == "auto" and saved.get("learning_rate_source") == "lr-find":
+        record = {
+            **record,
+            "learning_rate": saved["learning_rate"],
+            "learning_rate_source": "lr-find",
+        }
     differences = training_differences(saved, record)
     if differences:
         shown = ", ".join(
@@ -230,7 +261,7 @@ def _check_folder_belongs(folder, record, overwrite, search=False):
             f"{folder} holds a {kind} made with other training flags: {shown}. Use another "
             "--run-dir, or --overwrite to train afresh in this one"
         )
-    if not search and os.path.exists(os.path.join(folder, "metrics.json")):
+    if not search and not mode and os.path.exists(os.path.join(folder, "metrics.json")):
         raise RunComplete(
             f"{folder} is a complete run of this command; its metrics are in "
             f"{os.path.join(folder, 'metrics.json')} (--overwrite trains it again)"
@@ -259,7 +290,8 @@ def _listdir(folder):
     return os.listdir(folder) if os.path.isdir(folder) else []
 
 
-def _seed_everything(seed, deterministic):
+def seed_everything(seed, deterministic):
+    """Seeds Python, NumPy, TensorFlow and Keras; `deterministic` also fixes TF's ops."""
     keras.utils.set_random_seed(seed)  # Python, NumPy and TensorFlow
     if deterministic:
         tf.config.experimental.enable_op_determinism()

@@ -96,8 +96,12 @@ class RecipeHyperModel(keras_tuner.HyperModel):
     def fit(self, hp, model, *args, callbacks=(), **kwargs):
         config = self.trial_config(hp)
         arguments = self.fit_arguments(config)
-        # The recipe's callbacks first: keras-tuner's must see what they log (pixel_kid).
-        arguments["callbacks"] = arguments.get("callbacks", []) + list(callbacks)
+        # The recipe's callbacks first: the others must see what they log (pixel_kid).
+        arguments["callbacks"] = [
+            *arguments.get("callbacks", []),
+            *trial_callbacks(config),
+            *callbacks,
+        ]
         kwargs.setdefault("epochs", config.epochs)  # Hyperband sets its own
         return model.fit(*args, verbose=2, **arguments, **kwargs)
 

@@ -72,17 +72,20 @@ def imdb_text_datasets(config):
     return ids, vectorizer, batched_datasets(ids, config.batch_size, config.seed)
 
 
-def text_search_arguments(config, splits):
-    """`model.fit` arguments for one search trial, at its batch size, from splits of ids."""
+def text_fit_arguments(config, splits):
+    """`model.fit` arguments at `config`'s batch size from splits of ids, for the modes.
+
+    A search trial, the LR range test and the capacity check each train with these
+    (`tfkit.modes`), adding the callbacks of their own.
+    """
     from tfkit.optim import class_weight_from_labels
-    from tfkit.tune import trial_callbacks
 
     train, val, _ = batched_datasets(splits, config.batch_size, config.seed)
     return {
         "x": train,
         "validation_data": val,
         "class_weight": class_weight_from_labels(splits.train[1], config.class_weight),
-        "callbacks": [train.epoch_order, *trial_callbacks(config)],
+        "callbacks": [train.epoch_order],
     }
 
 

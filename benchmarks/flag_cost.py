@@ -1,11 +1,12 @@
-"""What `--deterministic` costs: training examples/s of a recipe with and without it.
+"""What a flag costs: training examples/s of a recipe with and without it.
 
 Both settings are the recipe's own command line on the same synthetic reviews, the
 same batch and epochs, one device, XLA off (as `benchmarks/scaling.py` runs them);
 they take turns, round after round, and each reports its best epoch after the first.
 Prints one JSON line per setting.
 
-    python benchmarks/determinism.py [--recipe imdb_conv1d] [--cell simple_rnn] [--rounds 2]
+    python benchmarks/flag_cost.py [--flags=--deterministic] [--recipe imdb_conv1d] [--cell lstm]
+    python benchmarks/flag_cost.py --baseline="--grad-norm-every 0" --flags=""   # gradient health
 """
 
 import argparse
@@ -24,10 +25,16 @@ def main():
     parser.add_argument("--examples", type=int, default=2560, help="synthetic reviews")
     parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--baseline", default="", help="the flags measured against")
+    parser.add_argument("--flags", default="--deterministic", help="the flags measured")
     args = parser.parse_args()
 
     common = ["--strategy", "default"] + (["--cell", args.cell] if args.cell else [])
-    settings = {"default": common, "deterministic": common + ["--deterministic"]}
+    settings = {
+        args.baseline or "default": common + args.baseline.split(),
+        args.flags or "default": common + args.flags.split(),
+    }
+    baseline = args.baseline or "default"
     best, metrics = {}, {}
     with tempfile.TemporaryDirectory() as folder:
         for round_ in range(args.rounds):
@@ -41,7 +48,7 @@ def main():
             "setting": name,
             "mixed_precision": metrics[name]["mixed_precision"],
             "examples_per_second": round(speed, 1),
-            "vs_default": round(speed / best["default"], 3),
+            "vs_baseline": round(speed / best[baseline], 3),
             "test_accuracy": round(metrics[name]["test"]["accuracy"], 4),
         }
         print(json.dumps(record))

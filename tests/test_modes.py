@@ -1,0 +1,108 @@
+"""The modes a recipe's command runs instead of, or before, its training (tfkit.modes)."""
+
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from recipes import dcgan_cifar10, imdb_conv1d
+from tfkit.errors import RunComplete
+
+TEXT = ["--data", "synthetic", "--max-examples", "400", "--batch-size", "32", "--no-export"]
+
+
+def test_lr_find_writes_the_curve_and_a_suggestion_and_trains_nothing(tmp_path, capsys):
+    run = tmp_path / "run"
+    imdb_conv1d.main(TEXT + ["--lr-find", "--run-dir", str(run)])
+    rows = pd.read_csv(run / "lr_find.csv")
+    assert list(rows.columns) == ["lr", "loss", "smoothed_loss"]
+    assert rows["lr"].iloc[0] == pytest.approx(1e-7)
+    ratios = rows["lr"].iloc[1:].to_numpy() / rows["lr"].iloc[:-1].to_numpy()
+    np.testing.assert_allclose(ratios, (10 / 1e-7) ** (1 / 99))  # exponential, 100 steps
+    # The first batch's loss is the model's loss before any real step: about ln 2.
+    assert rows["loss"].iloc[0] == pytest.approx(math.log(2), abs=0.05)
+    found = json.loads((run / "lr_find.json").read_text())
+    assert rows["lr"].min() <= found["suggested_learning_rate"] <= rows["lr"].max()
+    assert {"rule", "diverged_at", "steps", "other_suggestions"} <= set(found)
+    assert (run / "lr_find.png").stat().st_size > 1000
+    assert not (run / "metrics.json").exists() and not (run / "history.csv").exists()
+    out = capsys.readouterr().out
+    assert "train with it: python -m recipes.imdb_conv1d" in out
+    assert f"--learning-rate {found['suggested_learning_rate']:.2g}" in out
+
+
+def test_learning_rate_auto_trains_as_the_suggestion_given_by_hand(tmp_path):
+    flags = TEXT + ["--epochs", "2", "--deterministic"]
+    auto = tmp_path / "auto"
+    imdb_conv1d.main(flags + ["--learning-rate", "auto", "--run-dir", str(auto)])
+    config = json.loads((auto / "config.json").read_text())
+    assert config["learning_rate_source"] == "lr-find"
+    assert (
+        config["learning_rate"]
+        == json.loads((auto / "lr_find.json").read_text())["suggested_learning_rate"]
+    )
+    by_hand = tmp_path / "by_hand"
+    imdb_conv1d.main(
+        flags + ["--learning-rate", repr(config["learning_rate"]), "--run-dir", str(by_hand)]
+    )
+    # Same initial weights, a fresh optimizer: the same training, bit for bit.
+    timings = ["epoch_seconds", "examples_per_second"]
+    pd.testing.assert_frame_equal(
+        pd.read_csv(auto / "history.csv").drop(columns=timings),
+        pd.read_csv(by_hand / "history.csv").drop(columns=timings),
+        check_exact=True,
+    )
+    # The same command again: the run is complete (its LR came from the test).
+    with pytest.raises(RunComplete):
+        imdb_conv1d.main(flags + ["--learning-rate", "auto", "--run-dir", str(auto)])
+
+
+def test_overfit_batches_says_whether_the_model_fits(tmp_path, capsys):
+    run = tmp_path / "run"
+    imdb_conv1d.main(
+        TEXT + ["--overfit-batches", "2", "--learning-rate", "1e-3", "--run-dir", str(run)]
+    )
+    result = json.loads((run / "overfit.json").read_text())
+    assert result["fits"] is True and result["batches"] == 2
+    assert result["final_loss"] <= 0.1 * result["first_loss"]
+    assert "fits: training loss" in capsys.readouterr().out
+    assert not (run / "metrics.json").exists()
+
+
+def test_a_model_that_cannot_learn_is_told_so(tmp_path, capsys):
+    run = tmp_path / "run"
+    # A learning rate of 1e-7 moves nothing within the step budget.
+    small = ["--max-len", "50", "--embedding-dim", "8", "--max-features", "500"]
+    imdb_conv1d.main(
+        TEXT + small + ["--overfit-batches", "1", "--learning-rate", "1e-7", "--run-dir", str(run)]
+    )
+    assert json.loads((run / "overfit.json").read_text())["fits"] is False
+    assert "cannot fit:" in capsys.readouterr().out
+
+
+def test_the_gan_lr_find_reads_the_discriminator_loss(tmp_path):
+    run = tmp_path / "run"
+    dcgan_cifar10.main(
+        ["--generator-filters", "8", "--discriminator-filters", "8", "--batch-size", "8"]
+        + ["--data", "synthetic", "--max-examples", "80", "--quality-samples", "10"]
+        + ["--lr-find", "--run-dir", str(run), "--no-export"]
+    )
+    found = json.loads((run / "lr_find.json").read_text())
+    assert found["loss"] == "d_loss" and found["suggested_learning_rate"] > 0
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--learning-rate", "fast"], "learning_rate must be > 0, or auto"),
+        (["--tune", "--learning-rate", "auto"], "--tune searches the learning rate itself"),
+        (["--lr-find", "--overfit-batches", "2"], "each replace the training; use one"),
+    ],
+)
+def test_bad_mode_flags_are_one_line_and_exit_2(flags, message, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        imdb_conv1d.main(TEXT + flags)
+    assert exit_.value.code == 2
+    assert message in capsys.readouterr().err

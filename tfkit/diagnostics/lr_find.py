@@ -1,0 +1,136 @@
+"""The LR range test (004 "如何确定初始学习率"; Smith 2015; fastai's `lr_find`).
+
+The learning rate rises exponentially, step by step, from `START_LR`; the true loss
+of each batch is recorded (Keras logs the running mean of the epoch, so it is taken
+from the loss metric's running total and count) and smoothed with a debiased
+exponential average (beta 0.98). The test stops after `STEPS` steps, at `MAX_LR`, or
+once the smoothed loss exceeds `DIVERGENCE` times its best. The suggestion is
+fastai's default, "valley": the middle of the longest stretch over which the
+smoothed loss keeps falling, a rate at which the loss falls fast, well before it
+diverges. `minimum/10` and `steepest` are recorded beside it.
+"""
+
+import math
+
+import numpy as np
+import pandas as pd
+import keras
+
+START_LR = 1e-7
+MAX_LR = 10.0
+STEPS = 100
+DIVERGENCE = 4.0
+BETA = 0.98
+RULE = (
+    "valley: the middle of the longest run of falling smoothed loss (fastai's default); "
+    f"LR raised exponentially from {START_LR:g} to {MAX_LR:g} over {STEPS} steps, stopped "
+    f"once the smoothed loss exceeded {DIVERGENCE:g}x its best"
+)
+
+
+class LRRangeTest(keras.callbacks.Callback):
+    """Raises the model's optimizer's learning rate each step and records each batch's loss.
+
+    Args:
+        loss: the name of the metric whose batch value is the loss ("loss"; the DCGAN's
+            discriminator: "d_loss").
+        steps: how many steps the LR takes from `start` to `stop`.
+    """
+
+    def __init__(self, loss="loss", start=START_LR, stop=MAX_LR, steps=STEPS):
+        super().__init__()
+        self.loss_name = loss
+        self.start, self.stop, self.steps = start, stop, steps
+        self.rows = []
+        self.diverged_at = None
+
+    def learning_rate(self, step):
+        return self.start * (self.stop / self.start) ** (step / max(1, self.steps - 1))
+
+    def on_train_begin(self, logs=None):
+        self._step = 0
+        self._average = 0.0
+        self._best = math.inf
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._last = (0.0, 0.0)  # the loss metric's total and count, reset each epoch
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self.model.optimizer.learning_rate = self.learning_rate(self._step)
+
+    def on_train_batch_end(self, batch, logs=None):
+        tracker = next(m for m in self.model.metrics if m.name == self.loss_name)
+        total = float(keras.ops.convert_to_numpy(tracker.total))
+        count = float(keras.ops.convert_to_numpy(tracker.count))
+        loss = (total - self._last[0]) / max(count - self._last[1], 1e-12)
+        self._last = (total, count)
+        self._average = BETA * self._average + (1 - BETA) * loss
+        smoothed = self._average / (1 - BETA ** (self._step + 1))
+        self.rows.append(
+            {"lr": self.learning_rate(self._step), "loss": loss, "smoothed_loss": smoothed}
+        )
+        self._best = min(self._best, smoothed)
+        self._step += 1
+        if not math.isfinite(smoothed) or smoothed > DIVERGENCE * self._best:
+            self.diverged_at = self.rows[-1]["lr"]
+            self.model.stop_training = True
+        elif self._step >= self.steps:
+            self.model.stop_training = True
+
+
+def suggest(rows):
+    """{"valley", "minimum/10", "steepest"} learning rates from the test's rows."""
+    table = pd.DataFrame(rows)
+    table = table[np.isfinite(table["smoothed_loss"])]
+    lrs, losses = table["lr"].to_numpy(), table["smoothed_loss"].to_numpy()
+    if len(losses) < 3:
+        raise ValueError("the LR range test ran fewer than 3 steps: give it more data")
+    return {
+        "valley": float(lrs[_valley(losses)]),
+        "minimum/10": float(lrs[int(np.argmin(losses))] / 10),
+        "steepest": float(lrs[int(np.argmin(np.gradient(losses, np.log10(lrs))))]),
+    }
+
+
+def _valley(losses):
+    """fastai's valley: the index a third and a half into the longest falling stretch."""
+    n = len(losses)
+    run = [1] * n  # length of the longest falling sequence ending at i
+    best_end = 0
+    for i in range(1, n):
+        for j in range(i):
+            if losses[i] < losses[j] and run[i] < run[j] + 1:
+                run[i] = run[j] + 1
+        if run[i] > run[best_end]:
+            best_end = i
+    best_start = best_end - run[best_end] + 1
+    third = (best_end - best_start) / 3
+    return best_start + int(third) + int(third / 2)
+
+
+def plot(rows, suggestion, png_path, title):
+    """Loss against log learning rate, the suggestion marked."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from tfkit.runs import atomic_path
+
+    table = pd.DataFrame(rows)
+    figure, axis = plt.subplots(figsize=(6, 4))
+    axis.plot(table["lr"], table["loss"], ".", color="0.7", label="batch loss")
+    axis.plot(table["lr"], table["smoothed_loss"], "-", label="smoothed loss")
+    axis.axvline(suggestion, color="tab:red", linestyle="--", label=f"suggested {suggestion:.2g}")
+    axis.set_xscale("log")
+    axis.set_xlabel("learning rate")
+    axis.set_ylabel("loss")
+    finite = table["smoothed_loss"][np.isfinite(table["smoothed_loss"])]
+    if len(finite):  # from the lowest loss to a little above the start: the part that matters
+        axis.set_ylim(finite.min() * 0.95, max(finite.iloc[0] * 1.25, finite.min() * 1.05))
+    axis.set_title(title)
+    axis.legend()
+    figure.tight_layout()
+    with atomic_path(png_path) as temporary:
+        figure.savefig(temporary, dpi=80, format="png")
+    plt.close(figure)

@@ -1,0 +1,143 @@
+"""What a recipe's command can run instead of, or before, its training: in one place.
+
+- `--tune`: a keras-tuner search over the recipe's `search_space` (`tfkit.tune`);
+- `--lr-find`: the LR range test (`tfkit.diagnostics.lr_find`);
+- `--overfit-batches N`: the capacity check (`tfkit.diagnostics.capacity`);
+- `--learning-rate auto`: the LR range test, then the training with its suggestion.
+
+A recipe calls `run_mode` once, between its data and its training, with what every
+mode needs: `build_model(config)` and `fit_arguments(config)`, the `fit` arguments
+(`x`, `validation_data`, `class_weight`, the callbacks the data needs) at that
+config's batch size.
+"""
+
+import dataclasses
+import json
+import math
+import os
+
+import pandas as pd
+
+from tfkit import cli
+from tfkit.diagnostics import capacity, lr_find
+from tfkit.runs import seed_everything, write_atomic, write_json
+from tfkit.tune import search
+
+
+def run_mode(recipe, config, build_model, search_space, fit_arguments, strategy, run):
+    """Runs the mode the config asks for; returns the config to train with, or None.
+
+    None means a mode ran instead of the training (`--tune`, `--lr-find`,
+    `--overfit-batches`): the recipe returns. Otherwise the returned config is what
+    the recipe trains: `--learning-rate auto` replaced by the LR test's suggestion.
+    """
+    if config.tune:
+        search(recipe, config, build_model, search_space, fit_arguments, strategy, run)
+        return None
+    if config.lr_find:
+        find_learning_rate(recipe, config, build_model, fit_arguments, strategy, run)
+        _release(run)
+        return None
+    if config.learning_rate == "auto":
+        config = auto_learning_rate(recipe, config, build_model, fit_arguments, strategy, run)
+    if getattr(config, "overfit_batches", 0):
+        check_capacity(config, build_model, fit_arguments, strategy, run)
+        _release(run)
+        return None
+    return config
+
+
+def find_learning_rate(recipe, config, build_model, fit_arguments, strategy, run):
+    """Runs the LR range test on a new model; writes lr_find.csv/.png/.json; returns the LR."""
+    with strategy.scope():
+        model = build_model(dataclasses.replace(config, learning_rate=lr_find.START_LR))
+    arguments = fit_arguments(config)
+    train = arguments.pop("x")
+    arguments.pop("validation_data", None)  # the test reads training batches only
+    test = lr_find.LRRangeTest(loss=config.LR_FIND_LOSS)
+    epochs = math.ceil(lr_find.STEPS / train.epoch_order.steps_per_epoch)
+    arguments["callbacks"] = [*arguments.get("callbacks", []), test]
+    print(f"LR range test: {lr_find.STEPS} steps from {lr_find.START_LR:g} to {lr_find.MAX_LR:g}")
+    model.fit(train, epochs=epochs, verbose=0, **arguments)
+
+    suggestions = lr_find.suggest(test.rows)
+    suggested = suggestions["valley"]
+    write_atomic(os.path.join(run.dir, "lr_find.csv"), pd.DataFrame(test.rows).to_csv(index=False))
+    write_json(
+        os.path.join(run.dir, "lr_find.json"),
+        {
+            "suggested_learning_rate": suggested,
+            "rule": lr_find.RULE,
+            "diverged_at": test.diverged_at,
+            "steps": len(test.rows),
+            "loss": config.LR_FIND_LOSS,
+            "other_suggestions": {k: v for k, v in suggestions.items() if k != "valley"},
+        },
+    )
+    lr_find.plot(
+        test.rows, suggested, os.path.join(run.dir, "lr_find.png"), f"LR range test: {recipe}"
+    )
+    stop = f"diverged at {test.diverged_at:.2g}" if test.diverged_at else "did not diverge"
+    print(f"LR range test: the loss {stop}; suggested learning rate {suggested:.2g}")
+    command = cli.command_line(
+        f"python -m recipes.{recipe}",
+        config,
+        lr_find=False,
+        run_dir=None,
+        learning_rate=float(f"{suggested:.2g}"),
+    )
+    print(f"train with it: {command}")
+    print(f"(plot: {os.path.join(run.dir, 'lr_find.png')})")
+    return suggested
+
+
+def auto_learning_rate(recipe, config, build_model, fit_arguments, strategy, run):
+    """The config with the LR test's suggestion; the model to train starts afresh.
+
+    The test trains a model of its own. Seeding again afterwards makes the recipe's
+    model start from the same initial weights the test started from, with a new
+    optimizer: a run with `--learning-rate auto` trains as one given the suggestion.
+    A resumed run reads the suggestion from config.json instead of testing again.
+    """
+    path = os.path.join(run.dir, "config.json")
+    with open(path) as file:
+        record = json.load(file)
+    if record.get("learning_rate_source") == "lr-find":
+        learning_rate = record["learning_rate"]
+        print(f"learning rate {learning_rate:.2g}, from this run's LR range test (config.json)")
+    else:
+        learning_rate = find_learning_rate(
+            recipe, config, build_model, fit_arguments, strategy, run
+        )
+        record.update(learning_rate=learning_rate, learning_rate_source="lr-find")
+        write_json(path, record)
+        seed_everything(config.seed, config.deterministic)
+    return dataclasses.replace(config, learning_rate=learning_rate)
+
+
+def check_capacity(config, build_model, fit_arguments, strategy, run):
+    """Trains on the same `--overfit-batches` batches until they are learnt or the budget ends."""
+    train = fit_arguments(config)["x"]
+    batches = min(config.overfit_batches, train.epoch_order.steps_per_epoch)
+    fixed = train.take(batches).cache()  # the first batches of epoch 0, every epoch
+    with strategy.scope():
+        model = build_model(config)
+    stop = capacity.StopWhenFitted()
+    print(
+        f"capacity check: the same {batches} batch(es) until the training loss is "
+        f"{capacity.FITS_FRACTION:g} of its start, at most {capacity.STEP_BUDGET} steps"
+    )
+    model.fit(fixed, epochs=max(1, capacity.STEP_BUDGET // batches), verbose=0, callbacks=[stop])
+    result = capacity.verdict(stop.losses, batches, steps=len(stop.losses) * batches)
+    write_json(os.path.join(run.dir, "overfit.json"), result)
+    change = f"training loss {result['first_loss']:.4f} -> {result['final_loss']:.4f}"
+    if result["fits"]:
+        print(f"fits: {change} in {result['steps']} steps on {batches} batch(es)")
+    else:
+        print(f"cannot fit: {change} after {result['steps']} steps; " + "; ".join(result["advice"]))
+    return result
+
+
+def _release(run):
+    if run.lock:
+        run.lock.release()
