@@ -1,7 +1,8 @@
-"""`python -m tfkit list | cp | sample | tune-report | launch`.
+"""`python -m tfkit list | cp | sample | tune-report | report | launch`.
 
 List the recipes, copy one to edit, draw images from an exported generator, rank
-the trials of a hyperparameter search, or start a multi-worker run on this machine.
+the trials of a hyperparameter search, write a run's report, or start a multi-worker
+run on this machine.
 
 Recipes are found by reading their header docstrings with `ast`, without importing
 them (or TensorFlow), so these commands answer at once.
@@ -104,6 +105,16 @@ def tune_report(args):
     print(f"plot: {os.path.join(args.search_dir, 'objective.png')}")
 
 
+def run_report(args):
+    """Writes a run folder's self-contained report.html."""
+    if not os.path.isfile(os.path.join(args.run_dir, "config.json")):
+        _usage_error(f"{args.run_dir} has no config.json; give a run folder (--run-dir)")
+    import tfkit.quiet  # noqa: F401  (the run-folder helpers import TensorFlow)
+    from tfkit.report import write_report
+
+    print(f"wrote {write_report(args.run_dir, args.out)}")
+
+
 def launch_workers(args):
     """Runs the command as --workers local workers of one multi-worker cluster."""
     from tfkit.launch import launch
@@ -133,6 +144,10 @@ def main(argv=None):
     tune = commands.add_parser("tune-report", help="rank a search's trials and plot them")
     tune.add_argument("search_dir", help="the --run-dir of a --tune search")
     tune.set_defaults(handler=tune_report)
+    report = commands.add_parser("report", help="write a run folder's report.html")
+    report.add_argument("run_dir", help="the run folder, e.g. runs/imdb_conv1d/<timestamp>")
+    report.add_argument("--out", default=None, help="where to write; default RUN_DIR/report.html")
+    report.set_defaults(handler=run_report)
     start = commands.add_parser(
         "launch", help="run a command as N local workers with TF_CONFIG set (multi-worker)"
     )

@@ -16,6 +16,7 @@ import json
 import math
 import os
 
+import keras
 import pandas as pd
 
 from tfkit import cli
@@ -49,6 +50,7 @@ def run_mode(recipe, config, build_model, search_space, fit_arguments, strategy,
 
 def find_learning_rate(recipe, config, build_model, fit_arguments, strategy, run):
     """Runs the LR range test on a new model; writes lr_find.csv/.png/.json; returns the LR."""
+    seed_everything(config.seed, config.deterministic)  # the initial weights of a training
     with strategy.scope():
         model = build_model(dataclasses.replace(config, learning_rate=lr_find.START_LR))
     arguments = fit_arguments(config)
@@ -94,24 +96,26 @@ def find_learning_rate(recipe, config, build_model, fit_arguments, strategy, run
 def auto_learning_rate(recipe, config, build_model, fit_arguments, strategy, run):
     """The config with the LR test's suggestion; the model to train starts afresh.
 
-    The test trains a model of its own. Seeding again afterwards makes the recipe's
-    model start from the same initial weights the test started from, with a new
-    optimizer: a run with `--learning-rate auto` trains as one given the suggestion.
-    A resumed run reads the suggestion from config.json instead of testing again.
+    The test trains a model of its own. A new Keras session, seeded again, makes the
+    recipe's model start from the same initial weights (and layer names) the test
+    started from, with a new optimizer: a run with `--learning-rate auto` trains as
+    one given the suggestion, and as its own resume, which skips the test.
     """
-    path = os.path.join(run.dir, "config.json")
-    with open(path) as file:
+    # Every worker of a multi-worker run reads the chief's record, as it reads its backup.
+    with open(os.path.join(config.run_dir or run.dir, "config.json")) as file:
         record = json.load(file)
     if record.get("learning_rate_source") == "lr-find":
         learning_rate = record["learning_rate"]
         print(f"learning rate {learning_rate:.2g}, from this run's LR range test (config.json)")
-    else:
-        learning_rate = find_learning_rate(
-            recipe, config, build_model, fit_arguments, strategy, run
-        )
-        record.update(learning_rate=learning_rate, learning_rate_source="lr-find")
-        write_json(path, record)
-        seed_everything(config.seed, config.deterministic)
+        return dataclasses.replace(config, learning_rate=learning_rate)
+
+    learning_rate = find_learning_rate(recipe, config, build_model, fit_arguments, strategy, run)
+    path = os.path.join(run.dir, "config.json")
+    with open(path) as file:
+        record = json.load(file)
+    record.update(learning_rate=learning_rate, learning_rate_source="lr-find")
+    write_json(path, record)
+    _new_session(config)
     return dataclasses.replace(config, learning_rate=learning_rate)
 
 
@@ -136,6 +140,14 @@ def check_capacity(config, build_model, fit_arguments, strategy, run):
     else:
         print(f"cannot fit: {change} after {result['steps']} steps; " + "; ".join(result["advice"]))
     return result
+
+
+def _new_session(config):
+    """Forgets the models built so far (their layer names too); keeps the precision policy."""
+    policy = keras.mixed_precision.global_policy()
+    keras.backend.clear_session()
+    keras.mixed_precision.set_global_policy(policy)
+    seed_everything(config.seed, config.deterministic)
 
 
 def _release(run):

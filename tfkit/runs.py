@@ -156,6 +156,7 @@ def _diagnose(run, history_csv, record):
         record.get("test"),
     )
     print(verdict.describe(diagnosis))
+    print(f"report: python -m tfkit report {run.dir}")
     return diagnosis
 
 
@@ -332,23 +333,29 @@ def _plain(value):
 
 
 def plot_history(history_csv, png_path, pairs=None, title=None):
-    """Plots learning curves from `history.csv`: each metric with its `val_` twin.
-
-    Args:
-        history_csv: the run's `history.csv`.
-        png_path: where the PNG goes.
-        pairs: the metric names to plot, one panel each; by default loss, accuracy
-            and AUC where the history has them.
-    """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    """Plots learning curves from `history.csv` into `png_path` (see `history_figure`)."""
     import pandas as pd
 
-    history = pd.read_csv(history_csv)
+    figure = history_figure(pd.read_csv(history_csv), pairs, title)
+    with atomic_path(png_path) as temporary:
+        figure.savefig(temporary, dpi=80, format="png")
+    figure.clf()
+
+
+def history_figure(history, pairs=None, title=None):
+    """Learning curves, one panel per metric with its `val_` twin, as a matplotlib Figure.
+
+    Args:
+        history: the run's history (a DataFrame of `history.csv`).
+        pairs: the metric names to plot, one panel each; by default loss, accuracy
+            and AUC where the history has them.
+        title: the figure's title.
+    """
+    from matplotlib.figure import Figure
+
     pairs = [name for name in (pairs or ("loss", "accuracy", "auc")) if name in history]
-    figure, axes = plt.subplots(1, len(pairs), figsize=(5 * len(pairs), 3.5), squeeze=False)
+    figure = Figure(figsize=(5 * max(1, len(pairs)), 3.5))
+    axes = figure.subplots(1, max(1, len(pairs)), squeeze=False)
     for axis, name in zip(axes[0], pairs):
         axis.plot(history["epoch"], history[name], "o-", label=f"train {name}")
         if f"val_{name}" in history:
@@ -359,6 +366,4 @@ def plot_history(history_csv, png_path, pairs=None, title=None):
     if title:
         figure.suptitle(title)
     figure.tight_layout()
-    with atomic_path(png_path) as temporary:
-        figure.savefig(temporary, dpi=80, format="png")
-    plt.close(figure)
+    return figure

@@ -109,16 +109,20 @@ def _valley(losses):
 
 
 def plot(rows, suggestion, png_path, title):
-    """Loss against log learning rate, the suggestion marked."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    """Writes `figure(...)` to `png_path`."""
     from tfkit.runs import atomic_path
 
+    with atomic_path(png_path) as temporary:
+        figure(rows, suggestion, title).savefig(temporary, dpi=80, format="png")
+
+
+def figure(rows, suggestion, title):
+    """Loss against log learning rate, the suggestion marked, as a matplotlib Figure."""
+    from matplotlib.figure import Figure
+
     table = pd.DataFrame(rows)
-    figure, axis = plt.subplots(figsize=(6, 4))
+    result = Figure(figsize=(6, 4))
+    axis = result.subplots()
     axis.plot(table["lr"], table["loss"], ".", color="0.7", label="batch loss")
     axis.plot(table["lr"], table["smoothed_loss"], "-", label="smoothed loss")
     axis.axvline(suggestion, color="tab:red", linestyle="--", label=f"suggested {suggestion:.2g}")
@@ -130,7 +134,5 @@ def plot(rows, suggestion, png_path, title):
         axis.set_ylim(finite.min() * 0.95, max(finite.iloc[0] * 1.25, finite.min() * 1.05))
     axis.set_title(title)
     axis.legend()
-    figure.tight_layout()
-    with atomic_path(png_path) as temporary:
-        figure.savefig(temporary, dpi=80, format="png")
-    plt.close(figure)
+    result.tight_layout()
+    return result

@@ -54,11 +54,7 @@ ADVICE = {
         "weight the classes: --class-weight balanced (000, 004)",
         "resample the training data: over-sample the minority or under-sample the majority (004)",
     ],
-    "unstable": [
-        "lower the learning rate (--lr-find suggests one)",
-        "clip the gradient: --global-clipnorm 1.0 (000: clipnorm=1.0 / clipvalue=0.5)",
-        "use LSTM/GRU instead of SimpleRNN, ReLU in hidden layers, batch normalisation (000 §33)",
-    ],
+    "unstable": gradients.REMEDIES["exploding"],  # 000 §33's fixes for an unstable loss
     "overfitting": [
         "more training data, or data augmentation (004 §3)",
         "regularise: --dropout 0.5, --l2 1e-4 (001, 004 §3)",
@@ -174,8 +170,8 @@ def diagnose(history, gradient_rows=(), checks=None, class_counts=None, test=Non
     }
     if "first_loss" in checks:
         result["first_loss"] = checks["first_loss"]
-    if class_counts:
-        split = "test" if "test" in class_counts else next(iter(class_counts))
+    split = "test" if "test" in (class_counts or {}) else next(iter(class_counts or {}), None)
+    if split and len(class_counts[split]) > 1 and "pixel_kid" not in history:
         result["majority_baseline"] = {"split": split, **majority_baseline(class_counts[split])}
     return result
 

@@ -1,0 +1,328 @@
+"""`python -m tfkit report RUN_DIR`: one self-contained `report.html` for a run folder.
+
+Everything a person looks at to judge a run, on one page that needs no network (plots
+and pictures are embedded as data URIs): the diagnosis and its advice, the test
+metrics with the confusion matrix and per-class metrics (the GAN: its image grids and
+scores), the learning curves, the learning rate by epoch, the gradient norms, the LR
+range test and the capacity check if they ran, and the config. It reads only the
+files the run wrote.
+"""
+
+import base64
+import html
+import io
+import json
+import os
+
+import numpy as np
+import pandas as pd
+
+from tfkit.runs import history_figure, write_atomic
+
+STYLE = """
+body { font-family: system-ui, sans-serif; max-width: 1100px; margin: 2em auto; color: #222; }
+h1 { font-size: 1.5em; } h2 { font-size: 1.2em; margin-top: 1.6em; border-bottom: 1px solid #ddd; }
+table { border-collapse: collapse; margin: 0.5em 0; } td, th { padding: 3px 10px; border: 1px solid #ddd; }
+th { background: #f4f4f4; text-align: left; } td.number { text-align: right; font-variant-numeric: tabular-nums; }
+.verdict { padding: 0.8em 1.2em; border-radius: 6px; margin: 1em 0; }
+.ok { background: #e8f5e9; border-left: 6px solid #2e7d32; }
+.alarm { background: #fff3e0; border-left: 6px solid #ef6c00; }
+img { max-width: 100%; } .grids img { width: 32%; margin-right: 1%; image-rendering: pixelated; }
+.muted { color: #777; }
+"""
+HEALTHY = ("good", "still improving")
+
+
+def write_report(run_dir, out=None):
+    """Writes `report.html` (or `out`) for the run folder `run_dir`; returns its path."""
+    run = _read_run(run_dir)
+    sections = [
+        _diagnosis_section(run),
+        _results_section(run),
+        _curves_section(run),
+        _gradients_section(run),
+        _lr_find_section(run),
+        _capacity_section(run),
+        _config_section(run),
+    ]
+    title = f"{run['config'].get('recipe', 'run')}: {os.path.abspath(run_dir)}"
+    page = (
+        "<!DOCTYPE html><html><head><meta charset='utf-8'>"
+        f"<title>{html.escape(title)}</title><style>{STYLE}</style></head><body>"
+        f"<h1>{html.escape(title)}</h1><p class='muted'>{html.escape(_status(run))}</p>"
+        + "".join(section for section in sections if section)
+        + "</body></html>"
+    )
+    path = out or os.path.join(run_dir, "report.html")
+    write_atomic(path, page)
+    return path
+
+
+def _read_run(run_dir):
+    def read_json(name):
+        path = os.path.join(run_dir, name)
+        return json.load(open(path)) if os.path.exists(path) else None
+
+    def read_csv(name):
+        path = os.path.join(run_dir, name)
+        return pd.read_csv(path) if os.path.exists(path) else None
+
+    samples = os.path.join(run_dir, "samples")
+    return {
+        "dir": run_dir,
+        "config": read_json("config.json") or {},
+        "metrics": read_json("metrics.json"),
+        "history": read_csv("history.csv"),
+        "gradients": read_csv("gradients.csv"),
+        "lr_find": read_json("lr_find.json"),
+        "lr_find_rows": read_csv("lr_find.csv"),
+        "overfit": read_json("overfit.json"),
+        "grids": sorted(os.path.join(samples, name) for name in os.listdir(samples))
+        if os.path.isdir(samples)
+        else [],
+    }
+
+
+def _status(run):
+    if run["metrics"]:
+        epochs = len(run["history"]) if run["history"] is not None else 0
+        resumed = len(run["metrics"].get("resumed", []))
+        return f"complete: {epochs} epochs on {run['metrics'].get('data', '?')} data" + (
+            f", resumed {resumed} time(s)" if resumed else ""
+        )
+    if run["history"] is not None:
+        return f"not finished: {len(run['history'])} epochs so far"
+    if run["lr_find"] or run["overfit"]:
+        return "a diagnostic run (no training)"
+    return "nothing recorded yet"
+
+
+def _diagnosis_section(run):
+    diagnosis = (run["metrics"] or {}).get("diagnosis")
+    if not diagnosis:
+        return ""
+    healthy = diagnosis["fit"] in HEALTHY and diagnosis["gradients"] == "ok"
+    rows = [
+        ("fit", f"<b>{html.escape(diagnosis['fit'])}</b>: {html.escape(diagnosis['why'])}"),
+        (
+            "gradients",
+            f"<b>{html.escape(diagnosis['gradients'])}</b>: "
+            f"{html.escape(diagnosis['gradients_why'])}",
+        ),
+        ("best epoch", f"{diagnosis['best_epoch']} (counted from 0, as in history.csv)"),
+    ]
+    first = diagnosis.get("first_loss")
+    if first:
+        verdict = "as expected" if first["ok"] else "far off: check the output layer and labels"
+        rows.append(
+            (
+                "first loss",
+                f"{first['value']:.4f}, expected about {first['expected']:.4f}: {verdict}",
+            )
+        )
+    baseline = diagnosis.get("majority_baseline")
+    if baseline:
+        rows.append(
+            (
+                "majority baseline",
+                f"always '{html.escape(baseline['class'])}': accuracy "
+                f"{baseline['accuracy']:.3f} on {baseline['split']}, AUC 0.5",
+            )
+        )
+    advice = "".join(f"<li>{html.escape(line)}</li>" for line in diagnosis["advice"])
+    return (
+        f"<h2>Diagnosis</h2><div class='verdict {'ok' if healthy else 'alarm'}'>"
+        + _table(rows, header=False)
+        + (f"<p>What to do:</p><ul>{advice}</ul>" if advice else "")
+        + "</div>"
+    )
+
+
+def _results_section(run):
+    metrics = run["metrics"] or {}
+    parts = []
+    test = metrics.get("test")
+    if test:
+        parts.append(
+            _table([(name, _number(value)) for name, value in test.items()], ("metric", "test"))
+        )
+        counts = (metrics.get("class_counts") or {}).get("test")
+        matrix = _binary_confusion(test, counts)
+        if matrix is not None:
+            names = list(counts)
+            parts.append("<p>Confusion matrix on the test split (rows: true class):</p>")
+            parts.append(
+                _table(
+                    [(f"true {names[i]}", *(int(v) for v in matrix[i])) for i in range(2)],
+                    ("", *(f"predicted {name}" for name in names)),
+                )
+            )
+            parts.append(
+                _table(_per_class(matrix, names), ("class", "precision", "recall", "examples"))
+            )
+    if run["grids"]:
+        chosen = sorted({run["grids"][0], run["grids"][len(run["grids"]) // 2], run["grids"][-1]})
+        images = "".join(
+            f"<img src='{_file_uri(path)}' alt='{os.path.basename(path)}'>" for path in chosen
+        )
+        parts.append(
+            f"<p>Generated images, first, middle and last epoch:</p><div class='grids'>{images}</div>"
+        )
+        scores = [
+            (k, _number(metrics[k])) for k in ("best_pixel_kid", "final_pixel_kid") if k in metrics
+        ]
+        if scores:
+            parts.append(_table(scores, ("score (lower is closer to the real images)", "")))
+    if metrics.get("class_counts"):
+        rows = [
+            (split, ", ".join(f"{c} {n}" for c, n in counts.items()))
+            for split, counts in metrics["class_counts"].items()
+        ]
+        parts.append(_table(rows, ("split", "examples per class")))
+    return "<h2>Results</h2>" + "".join(parts) if parts else ""
+
+
+def _curves_section(run):
+    history = run["history"]
+    if history is None or history.empty:
+        return ""
+    pairs = ("d_loss", "g_loss", "pixel_kid") if "pixel_kid" in history else None
+    parts = [f"<img src='{_figure_uri(history_figure(history, pairs))}' alt='learning curves'>"]
+    if "lr" in history:
+        from matplotlib.figure import Figure
+
+        figure = Figure(figsize=(5, 3))
+        axis = figure.subplots()
+        axis.plot(history["epoch"], history["lr"], "o-")
+        axis.set_yscale("log")
+        axis.set_xlabel("epoch")
+        axis.set_title("learning rate by epoch")
+        figure.tight_layout()
+        parts.append(f"<img src='{_figure_uri(figure)}' alt='learning rate by epoch'>")
+    return "<h2>Learning curves</h2>" + "".join(parts)
+
+
+def _gradients_section(run):
+    rows = run["gradients"]
+    if rows is None or rows.empty:
+        return ""
+    from matplotlib.figure import Figure
+
+    layers = [c for c in rows.columns if c not in ("epoch", "step", "grad_norm")]
+    figure = Figure(figsize=(10, 4))
+    axis = figure.subplots()
+    axis.plot(rows["step"], rows["grad_norm"], "k-", linewidth=2, label="global")
+    for layer in layers:
+        axis.plot(rows["step"], rows[layer], "-", linewidth=1, label=layer)
+    axis.set_yscale("log")
+    axis.set_xlabel("step")
+    axis.set_title("gradient norm (before clipping)")
+    axis.legend(fontsize=7, ncol=2, loc="best")
+    figure.tight_layout()
+    return (
+        "<h2>Gradient norms</h2>"
+        f"<img src='{_figure_uri(figure)}' alt='gradient norms'>"
+        "<p class='muted'>First layers far below the last: vanishing gradients; norms growing by "
+        "orders of magnitude: exploding (000 §30-33).</p>"
+    )
+
+
+def _lr_find_section(run):
+    found = run["lr_find"]
+    if not found or run["lr_find_rows"] is None:
+        return ""
+    from tfkit.diagnostics import lr_find
+
+    figure = lr_find.figure(run["lr_find_rows"], found["suggested_learning_rate"], "LR range test")
+    rows = [
+        ("suggested learning rate", f"{found['suggested_learning_rate']:.3g}"),
+        ("rule", html.escape(found["rule"])),
+        ("diverged at", _number(found["diverged_at"]) if found["diverged_at"] else "did not"),
+        *[(html.escape(k), f"{v:.3g}") for k, v in found.get("other_suggestions", {}).items()],
+    ]
+    return f"<h2>LR range test</h2><img src='{_figure_uri(figure)}' alt='LR range test'>" + _table(
+        rows, header=False
+    )
+
+
+def _capacity_section(run):
+    result = run["overfit"]
+    if not result:
+        return ""
+    said = "fits" if result["fits"] else "cannot fit"
+    rows = [
+        ("verdict", f"<b>{said}</b>"),
+        ("training loss", f"{result['first_loss']:.4f} → {result['final_loss']:.4f}"),
+        ("steps", result["steps"]),
+        ("batches", result["batches"]),
+    ]
+    advice = "".join(f"<li>{html.escape(line)}</li>" for line in result["advice"])
+    return (
+        "<h2>Capacity check</h2>"
+        + _table(rows, header=False)
+        + (f"<ul>{advice}</ul>" if advice else "")
+    )
+
+
+def _config_section(run):
+    rows = [(html.escape(k), html.escape(json.dumps(v))) for k, v in sorted(run["config"].items())]
+    return "<h2>Config</h2>" + _table(rows, ("flag", "value")) if rows else ""
+
+
+def _binary_confusion(test, counts):
+    """The test confusion matrix of a binary classifier, from its precision, recall and counts."""
+    if not counts or len(counts) != 2 or not {"precision", "recall"} <= set(test):
+        return None
+    negatives, positives = counts.values()
+    true_positive = round(test["recall"] * positives)
+    predicted_positive = round(true_positive / test["precision"]) if test["precision"] > 0 else 0
+    false_positive = predicted_positive - true_positive
+    return np.array(
+        [[negatives - false_positive, false_positive], [positives - true_positive, true_positive]]
+    )
+
+
+def _per_class(matrix, names):
+    rows = []
+    for index, name in enumerate(names):
+        predicted, actual = matrix[:, index].sum(), matrix[index].sum()
+        precision = matrix[index, index] / predicted if predicted else float("nan")
+        recall = matrix[index, index] / actual if actual else float("nan")
+        rows.append((html.escape(name), _number(precision), _number(recall), int(actual)))
+    return rows
+
+
+def _table(rows, columns=None, header=True):
+    head = ""
+    if header and columns:
+        head = "<tr>" + "".join(f"<th>{html.escape(str(c))}</th>" for c in columns) + "</tr>"
+    body = "".join(
+        "<tr>"
+        + "".join(
+            f"<td class='number'>{cell}</td>"
+            if isinstance(cell, (int, float))
+            else f"<td>{cell}</td>"
+            for cell in row
+        )
+        + "</tr>"
+        for row in rows
+    )
+    return f"<table>{head}{body}</table>"
+
+
+def _number(value):
+    try:
+        return f"{float(value):.4g}"
+    except (TypeError, ValueError):
+        return html.escape(str(value))
+
+
+def _figure_uri(figure):
+    buffer = io.BytesIO()
+    figure.savefig(buffer, dpi=80, format="png")
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
+
+
+def _file_uri(path):
+    with open(path, "rb") as file:
+        return "data:image/png;base64," + base64.b64encode(file.read()).decode()
