@@ -14,7 +14,6 @@ import json
 import os
 import sys
 import tempfile
-import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
@@ -28,18 +27,7 @@ import keras  # noqa: E402
 from recipes import dcgan_cifar10, imdb_conv1d, imdb_rnn  # noqa: E402
 from tfkit.diagnostics.gradients import GradientHealth  # noqa: E402
 from tfkit.hardware import set_mixed_precision  # noqa: E402
-
-
-class EpochTimes(keras.callbacks.Callback):
-    def __init__(self):
-        super().__init__()
-        self.seconds = []
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self._start = time.perf_counter()
-
-    def on_epoch_end(self, epoch, logs=None):
-        self.seconds.append(time.perf_counter() - self._start)
+from text_throughput import EpochTimes  # noqa: E402
 
 
 def text_case(module, batch_size, **overrides):

@@ -33,8 +33,8 @@ class Page(HTMLParser):
             self.cells.append(data.strip())
 
 
-def report(run_dir):
-    result = subprocess.run(
+def tfkit_report(run_dir):
+    return subprocess.run(
         [sys.executable, "-m", "tfkit", "report", str(run_dir)],
         env=python_env(),
         cwd=ROOT,
@@ -42,6 +42,10 @@ def report(run_dir):
         text=True,
         timeout=120,
     )
+
+
+def report(run_dir):
+    result = tfkit_report(run_dir)
     assert result.returncode == 0, result.stderr[-2000:]
     return Page((run_dir / "report.html").read_text())
 
@@ -85,13 +89,6 @@ def test_a_gan_report_shows_its_grids_and_an_lr_test_its_curve(tmp_path):
 
 
 def test_report_of_a_folder_that_is_not_a_run_is_one_line_and_exit_2(tmp_path):
-    result = subprocess.run(
-        [sys.executable, "-m", "tfkit", "report", str(tmp_path)],
-        env=python_env(),
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = tfkit_report(tmp_path)
     assert result.returncode == 2
     assert re.fullmatch(r"python -m tfkit: error: .* has no config.json; .*\n", result.stderr)
