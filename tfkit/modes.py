@@ -63,7 +63,7 @@ def find_learning_rate(recipe, config, build_model, fit_arguments, strategy, run
     model.fit(train, epochs=epochs, verbose=0, **arguments)
 
     suggestions = lr_find.suggest(test.rows)
-    suggested = suggestions["valley"]
+    suggested = suggestions[lr_find.SUGGESTION]
     write_atomic(os.path.join(run.dir, "lr_find.csv"), pd.DataFrame(test.rows).to_csv(index=False))
     write_json(
         os.path.join(run.dir, "lr_find.json"),
@@ -73,7 +73,7 @@ def find_learning_rate(recipe, config, build_model, fit_arguments, strategy, run
             "diverged_at": test.diverged_at,
             "steps": len(test.rows),
             "loss": config.LR_FIND_LOSS,
-            "other_suggestions": {k: v for k, v in suggestions.items() if k != "valley"},
+            "other_suggestions": {k: v for k, v in suggestions.items() if k != lr_find.SUGGESTION},
         },
     )
     lr_find.plot(

@@ -4,10 +4,13 @@ The learning rate rises exponentially, step by step, from `START_LR`; the true l
 of each batch is recorded (Keras logs the running mean of the epoch, so it is taken
 from the loss metric's running total and count) and smoothed with a debiased
 exponential average (beta 0.98). The test stops after `STEPS` steps, at `MAX_LR`, or
-once the smoothed loss exceeds `DIVERGENCE` times its best. The suggestion is
-fastai's default, "valley": the middle of the longest stretch over which the
-smoothed loss keeps falling, a rate at which the loss falls fast, well before it
-diverges. `minimum/10` and `steepest` are recorded beside it.
+once the smoothed loss exceeds `DIVERGENCE` times its best. The suggestion is one
+tenth of the rate at the smoothed loss's minimum (`minimum/10`, Smith's "an order of
+magnitude below the minimum", one of fastai's rules). fastai's default, "valley" (the
+middle of the longest falling stretch), and `steepest` are recorded beside it: in 100
+steps an adaptive optimizer's loss stays flat over most decades and falls only near
+the end, and valley then lands inside the flat noise (4.3e-4 on 2000 synthetic
+reviews, which reached 0.54 test accuracy in 2 epochs; minimum/10 gave 1.0e-3 and 0.65).
 """
 
 import math
@@ -21,8 +24,11 @@ MAX_LR = 10.0
 STEPS = 100
 DIVERGENCE = 4.0
 BETA = 0.98
+NO_FALL_STEPS = 10  # a minimum this early means the loss never fell
+SUGGESTION = "minimum/10"
 RULE = (
-    "valley: the middle of the longest run of falling smoothed loss (fastai's default); "
+    "minimum/10: a tenth of the learning rate at the smoothed loss's minimum (if the loss "
+    "never fell, a tenth of the last rate tried); "
     f"LR raised exponentially from {START_LR:g} to {MAX_LR:g} over {STEPS} steps, stopped "
     f"once the smoothed loss exceeded {DIVERGENCE:g}x its best"
 )
@@ -79,16 +85,21 @@ class LRRangeTest(keras.callbacks.Callback):
 
 
 def suggest(rows):
-    """{"valley", "minimum/10", "steepest"} learning rates from the test's rows."""
+    """{"minimum/10", "valley", "steepest"} learning rates from the test's rows."""
     table = pd.DataFrame(rows)
     table = table[np.isfinite(table["smoothed_loss"])]
     lrs, losses = table["lr"].to_numpy(), table["smoothed_loss"].to_numpy()
     if len(losses) < 3:
         raise ValueError("the LR range test ran fewer than 3 steps: give it more data")
+    lowest = int(np.argmin(losses))
+    if lowest < NO_FALL_STEPS:  # the loss never fell: a tenth of where it rose instead
+        lowest = len(losses) - 1
+    falling = losses[: lowest + 1]  # the steepest fall comes before the minimum
+    slope = np.gradient(falling, np.log10(lrs[: lowest + 1])) if len(falling) > 1 else [0.0]
     return {
+        "minimum/10": float(lrs[lowest] / 10),
         "valley": float(lrs[_valley(losses)]),
-        "minimum/10": float(lrs[int(np.argmin(losses))] / 10),
-        "steepest": float(lrs[int(np.argmin(np.gradient(losses, np.log10(lrs))))]),
+        "steepest": float(lrs[int(np.argmin(slope))]),
     }
 
 

@@ -9,11 +9,14 @@ the first that holds:
 
 - unstable: training loss rose over 25% (and over 5% of its start) from one epoch to
   the next, is NaN, or went above 3x its start;
-- not learning: training loss still within 5% of its start and AUC below 0.6;
+- not learning: validation loss (training loss without validation) still within 5% of
+  its start and AUC below 0.6;
 - majority class: accuracy within 0.01 of always answering the commonest class, and
   the other class (almost) never predicted (000: the accuracy trap);
 - overfitting: validation loss rose over 10% above its minimum for 3 or more epochs
-  while training loss fell (001, 004 §3);
+  while training loss fell, or rose 2% over 2 or more epochs while training loss fell
+  below a quarter of it, and by a tenth of the start or more (004 §3: "the training
+  error far below the test error");
 - underfitting: training loss still above half its start and no longer falling
   (004 §3: "the model cannot reach a low training error");
 - still improving: validation loss still fell over 1% in the last epoch (train longer);
@@ -39,6 +42,9 @@ UNSTABLE_MIN_RISE = 0.05  # of the start
 FAR_ABOVE_START = 3.0
 OVERFIT_RISE = 1.10
 OVERFIT_EPOCHS = 3
+OVERFIT_GAP_RISE = 1.02  # ... or a smaller rise, with training loss far below validation's:
+FAR_BELOW = 0.25  # below a quarter of it,
+GAP = 0.1  # and below it by a tenth of the start or more
 UNDERFIT_LOSS = 0.5  # of the start
 STILL_IMPROVING = 0.01
 FIRST_LOSS_TOLERANCE = 0.5  # |first - expected| / expected
@@ -231,13 +237,16 @@ def _classifier_fit(history, checks, class_counts, test):
         )
     if start and loss.max() > FAR_ABOVE_START * start:
         return "unstable", f"training loss {loss.max():.3g}, far above its start", best_epoch
-    if start and smooth_loss.iloc[-1] >= NOT_LEARNING_LOSS * start:
+    # Judged on validation where there is one: a model that memorises random labels
+    # lowers its training loss, yet learns nothing.
+    if start and _smooth(watched).min() >= NOT_LEARNING_LOSS * start:
         auc = float(history[auc_column].max()) if auc_column in history else 0.5
         if auc < NOT_LEARNING_AUC:
+            name = "validation" if has_val else "training"
             return (
                 "not learning",
-                f"training loss {loss.iloc[-1]:.3f} is still near its start {start:.3f}, "
-                f"best AUC {auc:.3f}",
+                f"{name} loss {watched.iloc[-1]:.3f} is still near its start {start:.3f}, "
+                f"best {name} AUC {auc:.3f}",
                 best_epoch,
             )
     majority = _majority_class(history, class_counts, test)
@@ -248,10 +257,16 @@ def _classifier_fit(history, checks, class_counts, test):
         lowest = int(np.argmin(smooth_val.to_numpy()))
         after = len(smooth_val) - 1 - lowest
         rise = smooth_val.iloc[-1] / smooth_val.iloc[lowest]
-        if after >= OVERFIT_EPOCHS and rise > OVERFIT_RISE and loss.iloc[-1] < loss.iloc[lowest]:
+        raw_rise = watched.iloc[-1] / watched.min()
+        gap = watched.iloc[-1] - loss.iloc[-1]
+        far_below = loss.iloc[-1] < FAR_BELOW * watched.iloc[-1] and gap > GAP * (start or 0.0)
+        if loss.iloc[-1] < loss.iloc[lowest] and (
+            (after >= OVERFIT_EPOCHS and rise > OVERFIT_RISE)
+            or (after >= 2 and raw_rise > OVERFIT_GAP_RISE and far_below)
+        ):
             return (
                 "overfitting",
-                f"validation loss rose {100 * (rise - 1):.0f}% over the {after} epochs after "
+                f"validation loss rose {100 * (raw_rise - 1):.0f}% over the {after} epochs after "
                 f"its minimum at epoch {int(history['epoch'].iloc[lowest])} while training "
                 f"loss fell to {loss.iloc[-1]:.3f}",
                 best_epoch,
