@@ -141,6 +141,8 @@ def test_not_learning_majority_class_unstable_underfitting_improving_and_good():
         "still improving"
     )
     assert fit_of(history(falling, [0.6, 0.45, 0.38, 0.33, 0.33], val_auc=[0.9] * 5)) == "good"
+    # Two epochs of fast learning: still improving, not an underfit (no smoothing to hide it).
+    assert fit_of(history([0.69, 0.38], [0.6, 0.08], val_auc=[0.7, 0.99])) == "still improving"
 
 
 def test_a_loss_far_above_its_start_is_an_exploding_run():

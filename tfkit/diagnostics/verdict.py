@@ -219,7 +219,6 @@ def _classifier_fit(history, checks, class_counts, test):
     watched = history["val_loss"].astype(float) if has_val else loss
     best_epoch = int(history["epoch"].iloc[int(np.nanargmin(watched.to_numpy()))])
     start = _start_loss(history, checks)
-    smooth_loss = _smooth(loss)
     auc_column = "val_auc" if "val_auc" in history else "auc"
 
     if not np.isfinite(loss).all():
@@ -271,8 +270,9 @@ def _classifier_fit(history, checks, class_counts, test):
                 f"loss fell to {loss.iloc[-1]:.3f}",
                 best_epoch,
             )
-    falling = len(loss) > 1 and smooth_loss.iloc[-1] < (1 - STILL_IMPROVING) * smooth_loss.iloc[-2]
-    if start and smooth_loss.iloc[-1] > UNDERFIT_LOSS * start and not falling:
+    # Unsmoothed: over the last 2 of a few epochs, a centred mean flattens any trend.
+    falling = len(loss) > 1 and loss.iloc[-1] < (1 - STILL_IMPROVING) * loss.iloc[-2]
+    if start and loss.iloc[-1] > UNDERFIT_LOSS * start and not falling:
         return (
             "underfitting",
             f"training loss {loss.iloc[-1]:.3f} stays above half its start {start:.3f}",
