@@ -33,6 +33,12 @@ _PUBLIC_API = {
     "ExactBackupAndRestore": "tfkit.backup",
     "set_mixed_precision": "tfkit.hardware",
     "use_jit_compile": "tfkit.hardware",
+    # Diagnostics and the modes that replace a training.
+    "GradientHealth": "tfkit.diagnostics.gradients",
+    "LRRangeTest": "tfkit.diagnostics.lr_find",
+    "diagnose": "tfkit.diagnostics.verdict",
+    "run_mode": "tfkit.modes",
+    "write_report": "tfkit.report",
     # Runs and export.
     "start_run": "tfkit.runs",
     "finish_run": "tfkit.runs",
