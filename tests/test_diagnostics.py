@@ -158,6 +158,8 @@ def test_expected_first_loss_and_majority_baseline():
     assert verdict.expected_first_loss(counts, balanced) == pytest.approx(math.log(2))
     assert verdict.expected_first_loss(counts, {0: 1.0, 1: 3.0}) == pytest.approx(1.2 * math.log(2))
     assert verdict.majority_baseline(counts) == {"class": "neg", "accuracy": 0.9, "auc": 0.5}
+    assert verdict.prior_loss({"neg": 50, "pos": 50}) == pytest.approx(math.log(2))
+    assert verdict.prior_loss({"neg": 1000, "pos": 100}) == pytest.approx(0.3046, abs=1e-4)
 
 
 def test_the_first_loss_check_flags_a_wrong_output(capsys):

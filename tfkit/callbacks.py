@@ -16,7 +16,7 @@ import keras
 
 from tfkit.backup import ExactBackupAndRestore
 from tfkit.diagnostics.gradients import GradientHealth
-from tfkit.diagnostics.verdict import FirstLossCheck, expected_first_loss
+from tfkit.diagnostics.verdict import FirstLossCheck, expected_first_loss, prior_loss
 from tfkit.optim import class_weight_from_labels
 from tfkit.runs import write_atomic
 
@@ -119,9 +119,9 @@ def standard_callbacks(config, run, train, splits):
     """
     monitor = "val_loss" if len(splits.val[1]) else "loss"
     class_weight = class_weight_from_labels(splits.train[1], config.class_weight)
-    expected = expected_first_loss(splits.class_counts()["train"], class_weight)
+    counts = splits.class_counts()["train"]
     remembered = [
-        FirstLossCheck(run.checks, expected),
+        FirstLossCheck(run.checks, expected_first_loss(counts, class_weight), prior_loss(counts)),
         # 002 §1.22: "divide the LR by 2 or 5 when validation stops improving".
         keras.callbacks.ReduceLROnPlateau(
             monitor=monitor,

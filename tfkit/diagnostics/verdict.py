@@ -93,6 +93,17 @@ def expected_first_loss(class_counts, class_weight=None):
     return math.log(len(counts)) * scale
 
 
+def prior_loss(class_counts):
+    """The loss of a model that has learned only the class mix: the prior's entropy.
+
+    ln K on balanced classes; lower on imbalanced ones (0.305 at 10:1). A first loss
+    near it means the output layer starts from the prior (an initial bias).
+    """
+    counts = np.array(list(class_counts.values()), dtype="float64")
+    shares = counts[counts > 0] / counts.sum()
+    return float(-(shares * np.log(shares)).sum())
+
+
 def majority_baseline(class_counts):
     """Always answering the commonest class: {"class", "accuracy", "auc"} (AUC 0.5)."""
     total = sum(class_counts.values())
@@ -107,10 +118,11 @@ class FirstLossCheck(keras.callbacks.Callback):
     in the diagnosis; a backup keeps it, so a resumed run still reports it.
     """
 
-    def __init__(self, checks, expected):
+    def __init__(self, checks, expected, prior=None):
         super().__init__()
         self.checks = checks
         self.expected = expected
+        self.prior = prior  # the loss of a model that knows the class mix only
 
     def backup_state(self):
         return {"first_loss": self.checks.get("first_loss")}
@@ -127,11 +139,13 @@ class FirstLossCheck(keras.callbacks.Callback):
         result = {
             "value": first,
             "expected": self.expected,
+            "prior_loss": self.prior,
             "ok": bool(off <= FIRST_LOSS_TOLERANCE),
         }
         self.checks["first_loss"] = result
+        prior = f"; knowing only the class mix: {self.prior:.4f}" if self.prior else ""
         if result["ok"]:
-            print(f"check: first loss {first:.4f}, expected about {self.expected:.4f}: ok")
+            print(f"check: first loss {first:.4f}, expected about {self.expected:.4f}{prior}: ok")
         else:
             print(
                 f"check: first loss {first:.4f} is far from the {self.expected:.4f} of a model "
