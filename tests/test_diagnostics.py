@@ -145,6 +145,14 @@ def test_not_learning_majority_class_unstable_underfitting_improving_and_good():
     assert fit_of(history([0.69, 0.38], [0.6, 0.08], val_auc=[0.7, 0.99])) == "still improving"
 
 
+def test_a_run_stopped_by_nan_in_its_first_epoch_is_diagnosed_not_crashed():
+    diagnosis = verdict.diagnose(history([float("nan")], [float("nan")]), checks=FIRST)
+    assert diagnosis["fit"] == "unstable" and diagnosis["best_epoch"] is None
+    gan = pd.DataFrame({"epoch": [0], "loss": [float("nan")], "d_loss": [float("nan")],
+                        "pixel_kid": [float("nan")]})  # fmt: skip
+    assert verdict.diagnose(gan)["fit"] == "unstable"
+
+
 def test_a_loss_far_above_its_start_is_an_exploding_run():
     diagnosis = verdict.diagnose(history([0.69, 6.0, 16.2], [0.7, 5.0, 12.0]), checks=FIRST)
     assert (diagnosis["fit"], diagnosis["gradients"]) == ("unstable", "exploding")

@@ -148,13 +148,24 @@ def _diagnose(run, history_csv, record):
     gradient_rows = []
     if os.path.exists(gradients_csv):
         gradient_rows = pd.read_csv(gradients_csv).to_dict("records")
-    diagnosis = verdict.diagnose(
-        pd.read_csv(history_csv),
-        gradient_rows,
-        run.checks,
-        record.get("class_counts"),
-        record.get("test"),
-    )
+    try:
+        diagnosis = verdict.diagnose(
+            pd.read_csv(history_csv),
+            gradient_rows,
+            run.checks,
+            record.get("class_counts"),
+            record.get("test"),
+        )
+    except Exception as error:  # the doctor must never cost a run its metrics
+        print(f"diagnosis: failed ({type(error).__name__}: {error}); the run's metrics stand")
+        return {
+            "fit": "unknown",
+            "why": f"the diagnosis failed: {error}",
+            "gradients": "unknown",
+            "gradients_why": "",
+            "best_epoch": None,
+            "advice": [],
+        }
     print(verdict.describe(diagnosis))
     print(f"report: python -m tfkit report {run.dir}")
     return diagnosis

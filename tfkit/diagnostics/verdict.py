@@ -214,6 +214,14 @@ def describe(diagnosis):
     return "\n".join(lines)
 
 
+def _best_epoch(history, series):
+    """The epoch of the lowest value of `series`, or None if it is NaN throughout."""
+    values = series.to_numpy(dtype="float64")
+    if np.isnan(values).all():
+        return None
+    return int(history["epoch"].iloc[int(np.nanargmin(values))])
+
+
 def _smooth(series):
     return series.rolling(SMOOTHING_EPOCHS, min_periods=1, center=True).mean()
 
@@ -231,7 +239,7 @@ def _classifier_fit(history, checks, class_counts, test):
     loss = history["loss"].astype(float)
     has_val = "val_loss" in history and history["val_loss"].notna().any()
     watched = history["val_loss"].astype(float) if has_val else loss
-    best_epoch = int(history["epoch"].iloc[int(np.nanargmin(watched.to_numpy()))])
+    best_epoch = _best_epoch(history, watched)
     start = _start_loss(history, checks)
     auc_column = "val_auc" if "val_auc" in history else "auc"
 
@@ -267,7 +275,7 @@ def _classifier_fit(history, checks, class_counts, test):
         return "majority class", majority, best_epoch
     if has_val:
         smooth_val = _smooth(watched)
-        lowest = int(np.argmin(smooth_val.to_numpy()))
+        lowest = int(np.nanargmin(smooth_val.to_numpy()))
         after = len(smooth_val) - 1 - lowest
         rise = smooth_val.iloc[-1] / smooth_val.iloc[lowest]
         raw_rise = watched.iloc[-1] / watched.min()
@@ -332,7 +340,7 @@ def _majority_class(history, class_counts, test):
 
 def _gan_fit(history):
     kid = history["pixel_kid"].astype(float)
-    best_epoch = int(history["epoch"].iloc[int(np.nanargmin(kid.to_numpy()))])
+    best_epoch = _best_epoch(history, kid)
     if not np.isfinite(history["loss"]).all():
         return "unstable", "a loss became NaN", best_epoch
     d_loss = _smooth(history["d_loss"].astype(float))
@@ -344,7 +352,7 @@ def _gan_fit(history):
             best_epoch,
         )
     smooth_kid = _smooth(kid)
-    lowest = int(np.argmin(smooth_kid.to_numpy()))
+    lowest = int(np.nanargmin(smooth_kid.to_numpy()))
     if (
         len(kid) - 1 - lowest >= OVERFIT_EPOCHS
         and smooth_kid.iloc[-1] > 1.5 * smooth_kid.iloc[lowest]
