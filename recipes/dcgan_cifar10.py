@@ -27,7 +27,13 @@ import keras
 from keras import layers
 
 from tfkit import cli
-from tfkit.callbacks import EpochStats, HistoryCSV, backup_and_restore, gradient_health
+from tfkit.callbacks import (
+    EpochStats,
+    HistoryCSV,
+    backup_and_restore,
+    gradient_health,
+    learning_rate_schedule,
+)
 from tfkit.config import TrainConfig, check_at_least, flag
 from tfkit.data.cifar10 import CLASS_NAMES, load_cifar10, parse_class
 from tfkit.data.order import epoch_batches
@@ -408,6 +414,13 @@ def main(argv=None):
         epochs=config.epochs,
         callbacks=[
             *arguments["callbacks"],  # before the history, which records pixel_kid
+            *learning_rate_schedule(
+                config,
+                [
+                    (gan.d_optimizer, config.learning_rate),
+                    (gan.g_optimizer, config.generator_learning_rate),
+                ],
+            ),
             EpochStats(len(images)),
             *gradients,
             ImageGrid(os.path.join(run.dir, "samples"), grid_latent.astype("float32")),

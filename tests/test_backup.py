@@ -3,6 +3,7 @@
 import json
 import os
 import signal
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -11,12 +12,16 @@ import keras
 
 from tfkit import signals
 from tfkit.backup import STATE_FILE, ExactBackupAndRestore
-from tfkit.callbacks import AtomicModelCheckpoint, HistoryCSV
+from tfkit.callbacks import AtomicModelCheckpoint, HistoryCSV, ScheduledLearningRate
 from tfkit.data.order import epoch_batches
 from tfkit.diagnostics.gradients import GradientHealth
 from tfkit.errors import RunStateError
 
 EPOCHS = 4
+SCHEDULE = SimpleNamespace(
+    lr_schedule="exponential", warmup_epochs=0.5, lr_decay_epochs=1.0, lr_decay_factor=0.5,
+    min_learning_rate=0.0, epochs=EPOCHS,
+)  # fmt: skip
 
 
 def data():
@@ -68,7 +73,9 @@ def train(folder, extra=(), backup_every=0):
     backup = ExactBackupAndRestore(
         str(folder / "backup"), train_data.epoch_order, remembered, backup_every=backup_every
     )
-    callbacks = [train_data.epoch_order, *remembered, *extra,
+    # The LR follows a schedule of the optimizer's step: the resume must continue it.
+    schedule = ScheduledLearningRate(SCHEDULE, [(net.optimizer, 0.05)])
+    callbacks = [train_data.epoch_order, schedule, *remembered, *extra,
                  HistoryCSV(str(folder / "history.csv")), backup]  # fmt: skip
     signals.install()
     try:

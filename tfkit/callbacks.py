@@ -17,7 +17,7 @@ import keras
 from tfkit.backup import ExactBackupAndRestore
 from tfkit.diagnostics.gradients import GradientHealth
 from tfkit.diagnostics.verdict import FirstLossCheck, expected_first_loss, prior_loss
-from tfkit.optim import class_weight_from_labels
+from tfkit.optim import class_weight_from_labels, scheduled_learning_rate
 from tfkit.runs import write_atomic
 
 
@@ -57,6 +57,46 @@ class EpochStats(keras.callbacks.Callback):
         fraction = self._steps / steps_per_epoch if self._steps and steps_per_epoch else 1.0
         examples = self.train_examples * min(1.0, fraction)
         logs["examples_per_second"] = examples / train_seconds
+
+
+class ScheduledLearningRate(keras.callbacks.Callback):
+    """Sets the learning rate before every step from `--lr-schedule` (`scheduled_learning_rate`).
+
+    The step is the optimizer's own count, which a backup restores, so a resumed run
+    continues the schedule where it was. Put it before `EpochStats`, which logs `lr`.
+
+    Args:
+        config: the run's `TrainConfig`.
+        optimizers: (optimizer, base learning rate) pairs; by default the model's
+            optimizer at `config.learning_rate` (the GAN passes both of its own).
+    """
+
+    def __init__(self, config, optimizers=None):
+        super().__init__()
+        self.config = config
+        self.optimizers = optimizers
+
+    def on_train_begin(self, logs=None):
+        self._pairs = self.optimizers or [(self.model.optimizer, self.config.learning_rate)]
+        self._steps_per_epoch = self.params["steps"]
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._set()
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self._set()
+
+    def _set(self):
+        step = int(self._pairs[0][0].iterations.numpy())
+        for optimizer, base in self._pairs:
+            optimizer.learning_rate = scheduled_learning_rate(
+                self.config, step, self._steps_per_epoch, base
+            )
+
+
+def learning_rate_schedule(config, optimizers=None):
+    """`[ScheduledLearningRate]` when the config schedules the learning rate, else `[]`."""
+    return [ScheduledLearningRate(config, optimizers)] if config.scheduled else []
 
 
 class AtomicModelCheckpoint(keras.callbacks.ModelCheckpoint):
@@ -120,15 +160,17 @@ def standard_callbacks(config, run, train, splits):
     monitor = "val_loss" if len(splits.val[1]) else "loss"
     class_weight = class_weight_from_labels(splits.train[1], config.class_weight)
     counts = splits.class_counts()["train"]
+    # 002 §1.22: "divide the LR by 2 or 5 when validation stops improving"; a schedule
+    # sets the LR itself instead.
+    plateau_cut = keras.callbacks.ReduceLROnPlateau(
+        monitor=monitor,
+        factor=config.reduce_lr_factor,
+        patience=config.reduce_lr_patience,
+        verbose=1,
+    )
     remembered = [
         FirstLossCheck(run.checks, expected_first_loss(counts, class_weight), prior_loss(counts)),
-        # 002 §1.22: "divide the LR by 2 or 5 when validation stops improving".
-        keras.callbacks.ReduceLROnPlateau(
-            monitor=monitor,
-            factor=config.reduce_lr_factor,
-            patience=config.reduce_lr_patience,
-            verbose=1,
-        ),
+        *([] if config.scheduled else [plateau_cut]),
         keras.callbacks.EarlyStopping(
             monitor=monitor,
             patience=config.early_stopping_patience,
@@ -142,6 +184,7 @@ def standard_callbacks(config, run, train, splits):
     remembered += gradient_health(config, run)
     return [
         train.epoch_order,  # first: the data order of each epoch, and where a resume starts
+        *learning_rate_schedule(config),
         EpochStats(train.epoch_order.num_examples),
         keras.callbacks.TerminateOnNaN(),
         *remembered,  # the gradient monitor last: its logs go to history.csv

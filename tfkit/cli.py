@@ -63,11 +63,24 @@ def build_parser(config_class, prog=None, description=None):
 def parse_config(config_class, argv=None, prog=None, description=None):
     """Parses flags into a validated `config_class`; exits with status 2 on a bad value."""
     parser = build_parser(config_class, prog=prog, description=description)
+    argv = sys.argv[1:] if argv is None else list(argv)
     namespace = parser.parse_args(argv)
     try:
-        return config_class(**vars(namespace))
+        config = config_class(**vars(namespace))
+        config.check_given(_given(parser, argv))
     except ValueError as error:
         parser.error(str(error))
+    return config
+
+
+def _given(parser, argv):
+    """The config fields whose flags `argv` spells out (a default is not a choice)."""
+    words = {word.split("=", 1)[0] for word in argv if word.startswith("--")}
+    return {
+        action.dest
+        for action in parser._actions
+        if any(option in words for option in action.option_strings)
+    }
 
 
 def run(main, argv=None):

@@ -16,6 +16,7 @@ DATA_SOURCES = ("tfds", "dir", "synthetic")
 MIXED_PRECISION = ("auto", "off", "bf16", "fp16")
 JIT_COMPILE = ("auto", "on", "off")
 TUNERS = ("random", "bayesian", "hyperband", "grid")
+LR_SCHEDULES = ("constant", "step", "exponential", "cosine")
 STRATEGIES = ("auto", "default", "mirrored", "multi_worker")
 
 
@@ -67,6 +68,13 @@ class TrainConfig:
         None, "clip all gradients together to this L2 norm, keeping their direction (preferred)"
     )
 
+    # Learning-rate schedule, set every step (003, 004 "学习率衰减").
+    lr_schedule: str = flag("constant", "the LR over training, step by step", LR_SCHEDULES)
+    warmup_epochs: float = flag(0.0, "first raise the LR linearly from near 0 over W epochs")
+    lr_decay_epochs: float = flag(3.0, "step, exponential: multiply the LR by the factor per N")
+    lr_decay_factor: float = flag(0.5, "step, exponential: the factor (002 §1.22: halve it)")
+    min_learning_rate: float = flag(0.0, "cosine: the LR at the last step")
+
     # Distribution.
     strategy: str = flag(
         "auto",
@@ -117,6 +125,14 @@ class TrainConfig:
     )
 
     @property
+    def scheduled(self):
+        """True when the learning rate follows a schedule rather than staying put."""
+        return self.lr_schedule != "constant" or self.warmup_epochs > 0
+
+    def check_given(self, given):
+        """Checks that need to know which flags the command gave, not only their values."""
+
+    @property
     def mode(self):
         """What runs instead of the training: "tune", "lr-find", "overfit-batches", or None."""
         if self.tune:
@@ -132,6 +148,17 @@ class TrainConfig:
             self.learning_rate = float(self.learning_rate)
         check_at_least(self, 1, "epochs", "max_trials", "executions_per_trial")
         check_at_least(self, 0, "logical_cpus", "backup_every", "grad_norm_every")
+        check_at_least(self, 0, "warmup_epochs", "min_learning_rate")
+        _check(
+            self.lr_decay_epochs > 0,
+            "lr_decay_epochs must be > 0",
+            lr_decay_epochs=self.lr_decay_epochs,
+        )
+        _check(
+            0 < self.lr_decay_factor < 1,
+            "lr_decay_factor must be in (0, 1)",
+            lr_decay_factor=self.lr_decay_factor,
+        )
         _check(
             not (self.tune and self.strategy == "multi_worker"),
             "--tune spreads over machines with keras-tuner's own chief and workers (README, "
@@ -270,6 +297,19 @@ class ClassifierConfig(TrainConfig):
             reduce_lr_factor=self.reduce_lr_factor,
         )
         parse_class_weight(self.class_weight)  # raises ValueError when malformed
+
+    def check_given(self, given):
+        super().check_given(given)
+        _refuse_schedule_with_plateau_cut(self, given)
+
+
+def _refuse_schedule_with_plateau_cut(config, given):
+    if config.scheduled and "reduce_lr_patience" in given:
+        raise ValueError(
+            "--lr-schedule/--warmup-epochs and --reduce-lr-patience cannot go together: the LR "
+            "cut on plateau would overwrite the scheduled LR (Keras cannot set a scheduled LR). "
+            "Drop one of them"
+        )
 
 
 def parse_class_weight(text):

@@ -1,4 +1,6 @@
-"""Optimizers with the documents' gradient clipping, and class weights for imbalanced data."""
+"""Optimizers with the documents' gradient clipping, LR schedules, and class weights."""
+
+import math
 
 import numpy as np
 import keras
@@ -50,6 +52,31 @@ def optimizer_from_config(config, learning_rate=None):
         clipvalue=config.clipvalue,
         global_clipnorm=config.global_clipnorm,
     )
+
+
+def scheduled_learning_rate(config, step, steps_per_epoch, base):
+    """The learning rate at `step` (counted from 0) under `--lr-schedule` and `--warmup-epochs`.
+
+    Warm-up raises it linearly to `base` over the first `warmup_epochs`; then `step`
+    multiplies it by `lr_decay_factor` every `lr_decay_epochs`, `exponential` does so
+    smoothly, and `cosine` lowers it along half a cosine to `min_learning_rate` at the
+    last step of `config.epochs`.
+    """
+    warmup = config.warmup_epochs * steps_per_epoch
+    if step < warmup:
+        return base * (step + 1) / warmup
+    since = step - warmup
+    decay = config.lr_decay_epochs * steps_per_epoch
+    if config.lr_schedule == "step":
+        return base * config.lr_decay_factor ** math.floor(since / decay)
+    if config.lr_schedule == "exponential":
+        return base * config.lr_decay_factor ** (since / decay)
+    if config.lr_schedule == "cosine":
+        span = max(1.0, config.epochs * steps_per_epoch - warmup - 1)
+        progress = min(1.0, since / span)
+        low = config.min_learning_rate
+        return low + (base - low) * 0.5 * (1 + math.cos(math.pi * progress))
+    return base
 
 
 def class_weight_from_labels(labels, spec="balanced"):

@@ -65,7 +65,9 @@ def trial_callbacks(config):
     """What every trial trains with: NaN stop, and early stopping on the objective."""
     import keras
 
-    callbacks = [keras.callbacks.TerminateOnNaN()]
+    from tfkit.callbacks import learning_rate_schedule
+
+    callbacks = [*learning_rate_schedule(config), keras.callbacks.TerminateOnNaN()]
     patience = getattr(config, "early_stopping_patience", None)
     if patience is not None:
         objective = objective_of(config)
