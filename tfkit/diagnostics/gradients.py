@@ -149,7 +149,7 @@ class GradientHealth(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         rows = pd.DataFrame([row for row in self.rows if row["epoch"] == epoch])
         if logs is not None and len(rows):
-            layer_means = rows[self.layers].mean()
+            layer_means = rows.reindex(columns=self.layers).mean()  # a layer a row lacks is skipped
             logs["grad_norm"] = float(rows["grad_norm"].mean())
             logs["grad_norm_max_layer"] = float(layer_means.max())
             logs["grad_norm_min_layer"] = float(layer_means.min())
