@@ -135,13 +135,15 @@ class TrainConfig:
     @property
     def mode(self):
         """What runs instead of the training: "tune", "lr-find", "overfit-batches", or None."""
-        if self.tune:
-            return "tune"
-        if self.lr_find:
-            return "lr-find"
-        if getattr(self, "overfit_batches", 0):
-            return "overfit-batches"
-        return None
+        return next(iter(self._modes()), None)
+
+    def _modes(self):
+        asked = {
+            "tune": self.tune,
+            "lr-find": self.lr_find,
+            "overfit-batches": getattr(self, "overfit_batches", 0),  # classifiers only
+        }
+        return [mode for mode, value in asked.items() if value]
 
     def __post_init__(self):
         if isinstance(self.learning_rate, int):
@@ -195,7 +197,7 @@ class TrainConfig:
             learning_rate=self.learning_rate,
         )
         _check(
-            sum([self.tune, self.lr_find, bool(getattr(self, "overfit_batches", 0))]) <= 1,
+            len(self._modes()) <= 1,
             "--tune, --lr-find and --overfit-batches each replace the training; use one",
             tune=self.tune,
             lr_find=self.lr_find,
@@ -300,16 +302,12 @@ class ClassifierConfig(TrainConfig):
 
     def check_given(self, given):
         super().check_given(given)
-        _refuse_schedule_with_plateau_cut(self, given)
-
-
-def _refuse_schedule_with_plateau_cut(config, given):
-    if config.scheduled and "reduce_lr_patience" in given:
-        raise ValueError(
-            "--lr-schedule/--warmup-epochs and --reduce-lr-patience cannot go together: the LR "
-            "cut on plateau would overwrite the scheduled LR (Keras cannot set a scheduled LR). "
-            "Drop one of them"
-        )
+        if self.scheduled and "reduce_lr_patience" in given:
+            raise ValueError(
+                "--lr-schedule/--warmup-epochs and --reduce-lr-patience cannot go together: the "
+                "LR cut on plateau would overwrite the scheduled LR (Keras cannot set a "
+                "scheduled LR). Drop one of them"
+            )
 
 
 def parse_class_weight(text):

@@ -37,13 +37,13 @@ def run_mode(recipe, config, build_model, search_space, fit_arguments, strategy,
         return None
     if config.lr_find:
         find_learning_rate(recipe, config, build_model, fit_arguments, strategy, run)
-        _release(run)
+        run.release()
         return None
     if config.learning_rate == "auto":
         config = auto_learning_rate(recipe, config, build_model, fit_arguments, strategy, run)
     if getattr(config, "overfit_batches", 0):
         check_capacity(config, build_model, fit_arguments, strategy, run)
-        _release(run)
+        run.release()
         return None
     return config
 
@@ -148,8 +148,3 @@ def _new_session(config):
     keras.backend.clear_session()
     keras.mixed_precision.set_global_policy(policy)
     seed_everything(config.seed, config.deterministic)
-
-
-def _release(run):
-    if run.lock:
-        run.lock.release()

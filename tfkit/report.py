@@ -17,6 +17,7 @@ import os
 import numpy as np
 import pandas as pd
 
+from tfkit.diagnostics.verdict import binary_confusion
 from tfkit.runs import history_figure, write_atomic
 
 STYLE = """
@@ -147,8 +148,9 @@ def _results_section(run):
             _table([(name, _number(value)) for name, value in test.items()], ("metric", "test"))
         )
         counts = (metrics.get("class_counts") or {}).get("test")
-        matrix = _binary_confusion(test, counts)
+        matrix = binary_confusion(test, counts or {})
         if matrix is not None:
+            matrix = np.rint(matrix).astype(int)
             names = list(counts)
             parts.append("<p>Confusion matrix on the test split (rows: true class):</p>")
             parts.append(
@@ -267,19 +269,6 @@ def _capacity_section(run):
 def _config_section(run):
     rows = [(html.escape(k), html.escape(json.dumps(v))) for k, v in sorted(run["config"].items())]
     return "<h2>Config</h2>" + _table(rows, ("flag", "value")) if rows else ""
-
-
-def _binary_confusion(test, counts):
-    """The test confusion matrix of a binary classifier, from its precision, recall and counts."""
-    if not counts or len(counts) != 2 or not {"precision", "recall"} <= set(test):
-        return None
-    negatives, positives = counts.values()
-    true_positive = round(test["recall"] * positives)
-    predicted_positive = round(true_positive / test["precision"]) if test["precision"] > 0 else 0
-    false_positive = predicted_positive - true_positive
-    return np.array(
-        [[negatives - false_positive, false_positive], [positives - true_positive, true_positive]]
-    )
 
 
 def _per_class(matrix, names):

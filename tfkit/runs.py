@@ -58,6 +58,11 @@ class Run:
     resumed: list = dataclasses.field(default_factory=list)  # filled by the backup callback
     checks: dict = dataclasses.field(default_factory=dict)  # what the start checks found
 
+    def release(self):
+        """Lets go of the folder's lock, once the run or mode is over."""
+        if self.lock:
+            self.lock.release()
+
 
 def start_run(recipe, config, strategy):
     """Seeds the run, claims its folder, and returns the `Run`.
@@ -133,8 +138,7 @@ def finish_run(run, splits=None, curves=None, **metrics):
         record["diagnosis"] = _diagnose(run, history, record)
     write_json(os.path.join(run.dir, "metrics.json"), record)
     shutil.rmtree(os.path.join(run.dir, "backup"), ignore_errors=True)
-    if run.lock:
-        run.lock.release()
+    run.release()
     return record
 
 
@@ -347,10 +351,13 @@ def plot_history(history_csv, png_path, pairs=None, title=None):
     """Plots learning curves from `history.csv` into `png_path` (see `history_figure`)."""
     import pandas as pd
 
-    figure = history_figure(pd.read_csv(history_csv), pairs, title)
+    save_figure(history_figure(pd.read_csv(history_csv), pairs, title), png_path)
+
+
+def save_figure(figure, png_path):
+    """Writes a matplotlib Figure as a PNG, atomically."""
     with atomic_path(png_path) as temporary:
         figure.savefig(temporary, dpi=80, format="png")
-    figure.clf()
 
 
 def history_figure(history, pairs=None, title=None):

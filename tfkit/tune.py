@@ -129,8 +129,8 @@ def search(recipe, config, build_model, search_space, fit_arguments, strategy=No
     try:
         _search(recipe, config, build_model, search_space, fit_arguments, strategy, directory)
     finally:
-        if run and run.lock:
-            run.lock.release()
+        if run:
+            run.release()
     return directory
 
 

@@ -223,7 +223,7 @@ def _key(variable):
     return id(variable.value if isinstance(variable, keras.Variable) else variable)
 
 
-def verdict(rows, layers=None):
+def verdict(rows):
     """What the rows of `gradients.csv` say: (status, detail, remedies).
 
     status is "ok", "exploding" (an epoch's mean norm `EXPLODING_GROWTH` times the
@@ -250,7 +250,7 @@ def verdict(rows, layers=None):
             f"{by_epoch.max() / reference:.0f}x its first steps' {reference:.3g}",
             REMEDIES["exploding"],
         )
-    layers = layers or [c for c in rows.columns if c not in ("epoch", "step", "grad_norm")]
+    layers = [c for c in rows.columns if c not in ("epoch", "step", "grad_norm")]
     last_epoch = rows[rows["epoch"] == rows["epoch"].max()]
     # Per network (the GAN has two, "discriminator/..." and "generator/..."): the layer
     # farthest from the loss against the nearest.

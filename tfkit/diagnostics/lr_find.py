@@ -121,10 +121,9 @@ def _valley(losses):
 
 def plot(rows, suggestion, png_path, title):
     """Writes `figure(...)` to `png_path`."""
-    from tfkit.runs import atomic_path
+    from tfkit.runs import save_figure
 
-    with atomic_path(png_path) as temporary:
-        figure(rows, suggestion, title).savefig(temporary, dpi=80, format="png")
+    save_figure(figure(rows, suggestion, title), png_path)
 
 
 def figure(rows, suggestion, title):

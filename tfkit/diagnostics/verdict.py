@@ -104,6 +104,24 @@ def prior_loss(class_counts):
     return float(-(shares * np.log(shares)).sum())
 
 
+def binary_confusion(metrics, class_counts):
+    """A binary classifier's confusion matrix [[TN, FP], [FN, TP]], rows the true class.
+
+    Derived from its logged `precision` and `recall` and the split's class counts (in
+    label order); None for other than two classes or without those metrics.
+    """
+    if len(class_counts) != 2 or not {"precision", "recall"} <= set(metrics):
+        return None
+    negatives, positives = class_counts.values()
+    true_positive = float(metrics["recall"]) * positives
+    precision = float(metrics["precision"])
+    predicted_positive = true_positive / precision if precision > 0 else 0.0
+    false_positive = predicted_positive - true_positive
+    return np.array(
+        [[negatives - false_positive, false_positive], [positives - true_positive, true_positive]]
+    )
+
+
 def majority_baseline(class_counts):
     """Always answering the commonest class: {"class", "accuracy", "auc"} (AUC 0.5)."""
     total = sum(class_counts.values())
@@ -321,14 +339,12 @@ def _majority_class(history, class_counts, test):
         counts, split = class_counts["val"], "validation"
     else:
         return None
-    if len(counts) != 2 or not {"accuracy", "recall", "precision"} <= set(metrics):
+    matrix = binary_confusion(metrics, counts)
+    if matrix is None or "accuracy" not in metrics:
         return None
     baseline = majority_baseline(counts)
-    negatives, positives = counts.values()
-    recall, precision = float(metrics["recall"]), float(metrics["precision"])
-    predicted_positive = recall * positives / precision if precision > 0 else 0.0
-    predicted_negative = negatives + positives - predicted_positive
-    minority_seen = min(predicted_positive, predicted_negative) / max(1, min(counts.values()))
+    predicted = matrix.sum(axis=0)  # how often each class was answered
+    minority_seen = predicted.min() / max(1, min(counts.values()))
     near = float(metrics["accuracy"]) <= baseline["accuracy"] + MAJORITY_MARGIN
     if near and minority_seen <= NEVER_PREDICTED:
         return (
