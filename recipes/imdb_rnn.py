@@ -125,9 +125,12 @@ def main(argv=None):
     # is adapted on the training text; the test split is used once, at the end.
     splits, vectorizer, (train, val, test) = imdb_text_datasets(config)
     # --tune, --lr-find and --overfit-batches run here instead of the training below;
-    # --learning-rate auto runs the LR range test and returns the config it chose.
+    # --learning-rate auto runs the LR range test and returns the config it chose;
+    # --kfold trains on each fold, then returns the config of the final training.
     fit_arguments = partial(text_fit_arguments, splits=splits)
-    config = run_mode(RECIPE, config, build_model, search_space, fit_arguments, strategy, run)
+    config = run_mode(
+        RECIPE, config, build_model, search_space, fit_arguments, strategy, run, splits
+    )
     if config is None:
         return
 

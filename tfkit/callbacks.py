@@ -99,6 +99,47 @@ def learning_rate_schedule(config, optimizers=None):
     return [ScheduledLearningRate(config, optimizers)] if config.scheduled else []
 
 
+class InitialBias(keras.callbacks.Callback):
+    """Starts the output layer's bias at the log prior of the classes (`--initial-bias auto`).
+
+    A sigmoid output starts at ln(pos/neg), a softmax one at the log of each class's
+    share: the first predictions are the class mix and the first loss is the prior's
+    entropy, not ln K, so the first epochs are not spent learning the mix (TF's
+    imbalanced-data tutorial). On balanced (or resampled) classes the bias is 0. A
+    resumed run's backup is restored after this, so it keeps the trained bias.
+    """
+
+    def __init__(self, class_counts):
+        super().__init__()
+        self.class_counts = class_counts
+
+    def on_train_begin(self, logs=None):
+        output = self.model.layers[-1]
+        counts = np.maximum(np.array(list(self.class_counts.values()), dtype="float64"), 1.0)
+        shares = counts / counts.sum()
+        bias = np.log(shares[1] / shares[0]) if output.units == 1 else np.log(shares)
+        output.bias.assign(np.reshape(bias, output.bias.shape).astype(output.bias.dtype))
+
+
+def initial_bias(config, class_counts):
+    """`[InitialBias]` under `--initial-bias auto`, else `[]`.
+
+    Args:
+        config: a `ClassifierConfig`.
+        class_counts: {class name: count} of the classes as trained on (`trained_counts`).
+    """
+    return [InitialBias(class_counts)] if config.initial_bias == "auto" else []
+
+
+def trained_counts(class_counts, resample):
+    """The class counts one epoch trains on: the split's, or equal ones when resampled."""
+    if not resample:
+        return class_counts
+    present = [count for count in class_counts.values() if count]
+    per_class = max(present) if resample == "over" else min(present)
+    return {name: per_class if count else 0 for name, count in class_counts.items()}
+
+
 class AtomicModelCheckpoint(keras.callbacks.ModelCheckpoint):
     """`ModelCheckpoint` that saves under a temporary name and renames it into place.
 
@@ -159,7 +200,12 @@ def standard_callbacks(config, run, train, splits):
     """
     monitor = "val_loss" if len(splits.val[1]) else "loss"
     class_weight = class_weight_from_labels(splits.train[1], config.class_weight)
-    counts = splits.class_counts()["train"]
+    counts = trained_counts(splits.class_counts()["train"], config.resample)
+    # A model starting from the prior (--initial-bias auto) should first score its entropy.
+    if config.initial_bias == "auto":
+        expected = prior_loss(counts)
+    else:
+        expected = expected_first_loss(counts, class_weight)
     # 002 §1.22: "divide the LR by 2 or 5 when validation stops improving"; a schedule
     # sets the LR itself instead.
     plateau_cut = keras.callbacks.ReduceLROnPlateau(
@@ -169,7 +215,7 @@ def standard_callbacks(config, run, train, splits):
         verbose=1,
     )
     remembered = [
-        FirstLossCheck(run.checks, expected_first_loss(counts, class_weight), prior_loss(counts)),
+        FirstLossCheck(run.checks, expected, prior_loss(counts)),
         *([] if config.scheduled else [plateau_cut]),
         keras.callbacks.EarlyStopping(
             monitor=monitor,
@@ -184,6 +230,7 @@ def standard_callbacks(config, run, train, splits):
     remembered += gradient_health(config, run)
     return [
         train.epoch_order,  # first: the data order of each epoch, and where a resume starts
+        *initial_bias(config, counts),  # before the backup, which restores a resumed run's
         *learning_rate_schedule(config),
         EpochStats(train.epoch_order.num_examples),
         keras.callbacks.TerminateOnNaN(),

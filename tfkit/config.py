@@ -17,6 +17,7 @@ MIXED_PRECISION = ("auto", "off", "bf16", "fp16")
 JIT_COMPILE = ("auto", "on", "off")
 TUNERS = ("random", "bayesian", "hyperband", "grid")
 LR_SCHEDULES = ("constant", "step", "exponential", "cosine")
+INITIAL_BIAS = ("none", "auto")
 STRATEGIES = ("auto", "default", "mirrored", "multi_worker")
 
 
@@ -254,14 +255,24 @@ class ClassifierConfig(TrainConfig):
     OBJECTIVES: ClassVar[tuple] = tuple(
         prefix + name
         for prefix in ("val_", "")
-        for name in ("loss", "accuracy", "auc", "precision", "recall", "f1")
+        for name in ("loss", "accuracy", "auc", "pr_auc", "precision", "recall", "f1")
     )
 
     validation_split: float = flag(
         0.2, "fraction of the training split held out for validation (002 §2.2 uses 0.2)"
     )
+
+    # Imbalanced classes (000, 004): weight the loss, or resample, or both with the bias.
     class_weight: str = flag(
         "none", "none | balanced (from label counts) | explicit, e.g. 0=1,1=3 (000, 004)"
+    )
+    oversample: bool = flag(False, "repeat the smaller classes: each epoch sees all equally often")
+    undersample: bool = flag(
+        False,
+        "each epoch, only as many of every class as the smallest has (another part each time)",
+    )
+    initial_bias: str = flag(
+        "none", "auto: start the output at the log prior of the classes trained on", INITIAL_BIAS
     )
 
     # Regularisation.
@@ -276,6 +287,14 @@ class ClassifierConfig(TrainConfig):
         2, "epochs without val_loss improvement before the LR is cut (002 §1.22)"
     )
     reduce_lr_factor: float = flag(0.5, "factor the LR is cut by (002 §1.22: halve it)")
+
+    # Cross-validation (003, 004 §2.2: when data is small).
+    kfold: int = flag(
+        0, "K trainings, each validated on another K-th of the training data: kfold.csv"
+    )
+    final: bool = flag(
+        True, "after --kfold: one model on all training data for the mean best epoch, tested"
+    )
 
     # Diagnostics.
     overfit_batches: int = flag(
@@ -299,6 +318,35 @@ class ClassifierConfig(TrainConfig):
             reduce_lr_factor=self.reduce_lr_factor,
         )
         parse_class_weight(self.class_weight)  # raises ValueError when malformed
+        _check(
+            self.kfold == 0 or self.kfold >= 2, "kfold must be >= 2 (or 0: off)", kfold=self.kfold
+        )
+        _check(
+            not (self.kfold and (self.mode or self.retrain_best)),
+            "--kfold trains K models and a final one; it does not combine with --tune, "
+            "--retrain-best, --lr-find or --overfit-batches",
+            kfold=self.kfold,
+            mode=self.mode or "retrain-best",
+        )
+        _check(
+            not (self.oversample and self.undersample),
+            "--oversample and --undersample are two ways to balance the classes; choose one",
+            oversample=self.oversample,
+            undersample=self.undersample,
+        )
+        _check(
+            not (self.resample and self.class_weight != "none"),
+            "class weights and resampling both correct the class mix, and together they "
+            "over-correct it; use --class-weight or --oversample/--undersample",
+            class_weight=self.class_weight,
+            oversample=self.oversample,
+            undersample=self.undersample,
+        )
+
+    @property
+    def resample(self):
+        """ "over", "under", or None: how the training split is balanced each epoch."""
+        return "over" if self.oversample else "under" if self.undersample else None
 
     def check_given(self, given):
         super().check_given(given)

@@ -3,12 +3,15 @@
 - `--tune`: a keras-tuner search over the recipe's `search_space` (`tfkit.tune`);
 - `--lr-find`: the LR range test (`tfkit.diagnostics.lr_find`);
 - `--overfit-batches N`: the capacity check (`tfkit.diagnostics.capacity`);
-- `--learning-rate auto`: the LR range test, then the training with its suggestion.
+- `--learning-rate auto`: the LR range test, then the training with its suggestion;
+- `--kfold K`: K trainings on the folds of the training data (`kfold.csv`), then,
+  unless `--no-final`, the recipe's training on all of it for the folds' best epoch.
 
 A recipe calls `run_mode` once, between its data and its training, with what every
 mode needs: `build_model(config)` and `fit_arguments(config)`, the `fit` arguments
 (`x`, `validation_data`, `class_weight`, the callbacks the data needs) at that
-config's batch size.
+config's batch size; a classifier also passes its `splits`, which k-fold deals out
+(`fit_arguments(config, splits=fold)`).
 """
 
 import dataclasses
@@ -20,17 +23,19 @@ import keras
 import pandas as pd
 
 from tfkit import cli
+from tfkit.data.splits import kfold_splits
 from tfkit.diagnostics import capacity, lr_find
 from tfkit.runs import seed_everything, write_atomic, write_json
 from tfkit.tune import search
 
 
-def run_mode(recipe, config, build_model, search_space, fit_arguments, strategy, run):
+def run_mode(recipe, config, build_model, search_space, fit_arguments, strategy, run, splits=None):
     """Runs the mode the config asks for; returns the config to train with, or None.
 
     None means a mode ran instead of the training (`--tune`, `--lr-find`,
-    `--overfit-batches`): the recipe returns. Otherwise the returned config is what
-    the recipe trains: `--learning-rate auto` replaced by the LR test's suggestion.
+    `--overfit-batches`, `--kfold` with `--no-final`): the recipe returns. Otherwise
+    the returned config is what the recipe trains: `--learning-rate auto` replaced by
+    the LR test's suggestion, `--kfold`'s epochs by the folds' mean best epoch.
     """
     if config.tune:
         search(recipe, config, build_model, search_space, fit_arguments, strategy, run)
@@ -45,6 +50,8 @@ def run_mode(recipe, config, build_model, search_space, fit_arguments, strategy,
         check_capacity(config, build_model, fit_arguments, strategy, run)
         run.release()
         return None
+    if getattr(config, "kfold", 0):
+        return cross_validate(recipe, config, build_model, fit_arguments, splits, strategy, run)
     return config
 
 
@@ -140,6 +147,101 @@ def check_capacity(config, build_model, fit_arguments, strategy, run):
     else:
         print(f"cannot fit: {change} after {result['steps']} steps; " + "; ".join(result["advice"]))
     return result
+
+
+def cross_validate(recipe, config, build_model, fit_arguments, splits, strategy, run):
+    """`--kfold K`: a sub-run per fold, then `kfold.csv`; returns the final model's config.
+
+    Fold i trains in `fold-i/` (a run folder of its own: history, best model,
+    diagnosis) on the other folds and validates on fold i, from the same initial
+    weights each time. A fold with its `metrics.json` is done and skipped, so a
+    stopped k-fold resumes with the fold it was in. The final model trains on all
+    training examples for the folds' mean best epoch (rounded); None with `--no-final`.
+    """
+    from tfkit.callbacks import standard_callbacks
+    from tfkit.runs import Run, finish_run
+
+    rows = []
+    for number, fold in enumerate(kfold_splits(splits, config.kfold, config.seed), start=1):
+        fold_run = Run(recipe, os.path.join(run.dir, f"fold-{number}"), config, strategy)
+        done = os.path.join(fold_run.dir, "metrics.json")
+        if os.path.exists(done):
+            with open(done) as file:
+                rows.append(json.load(file)["fold"])
+            print(f"fold {number}/{config.kfold}: done before (fold-{number}/metrics.json)")
+            continue
+        print(
+            f"fold {number}/{config.kfold}: training on {len(fold.train[1])} examples, "
+            f"validating on {len(fold.val[1])}"
+        )
+        fold_config = dataclasses.replace(
+            config, run_dir=config.run_dir and os.path.join(config.run_dir, f"fold-{number}")
+        )
+        write_json(
+            os.path.join(fold_run.dir, "config.json"),
+            {"recipe": recipe, **dataclasses.asdict(fold_config)},
+        )
+        _new_session(config)  # every fold starts from the same initial weights
+        with strategy.scope():
+            model = build_model(config)
+        arguments = fit_arguments(config, splits=fold)
+        arguments["callbacks"] = standard_callbacks(fold_config, fold_run, arguments["x"], fold)
+        model.fit(epochs=config.epochs, **arguments)
+        row = _fold_row(number, fold, os.path.join(fold_run.dir, "history.csv"))
+        finish_run(fold_run, fold, fold=row)
+        rows.append(row)
+
+    table = _kfold_table(rows)
+    write_atomic(os.path.join(run.dir, "kfold.csv"), table.to_csv(index=False))
+    print(f"{config.kfold}-fold cross-validation (kfold.csv):")
+    shown = table.map(lambda value: f"{value:.4g}" if isinstance(value, float) else value)
+    print(shown.to_string(index=False))
+    epochs = round(table.set_index("fold").loc["mean", "best_epoch"]) + 1
+    run.results["kfold"] = {
+        "folds": config.kfold,
+        **{kind: _numbers(table, kind) for kind in ("mean", "std")},
+        "final_epochs": epochs if config.final else None,
+    }
+    if not config.final:
+        finish_run(run, splits)
+        return None
+    print(
+        f"final model: all {len(splits.train[1])} training examples, {epochs} epoch(s) "
+        "(the folds' mean best epoch), then the test split"
+    )
+    _new_session(config)
+    return dataclasses.replace(config, epochs=epochs)
+
+
+def _fold_row(number, fold, history_csv):
+    """A fold's row of kfold.csv: its sizes, best epoch (least val_loss) and metrics there."""
+    history = pd.read_csv(history_csv)
+    best = history["val_loss"].idxmin()
+    return {
+        "fold": str(number),
+        "train_examples": len(fold.train[1]),
+        "val_examples": len(fold.val[1]),
+        "epochs": len(history),
+        "best_epoch": int(history.loc[best, "epoch"]),
+        **{name: float(history.loc[best, name]) for name in history if name.startswith("val_")},
+    }
+
+
+def _kfold_table(rows):
+    """The folds' rows, then a `mean` and a `std` row (sample standard deviation) of each column."""
+    folds = pd.DataFrame(rows)
+    first = ["fold", "train_examples", "val_examples", "epochs", "best_epoch"]
+    folds = folds[first + sorted(set(folds.columns) - set(first))]  # then val_ metrics
+    numbers = folds.drop(columns="fold")
+    summary = pd.DataFrame([numbers.mean(), numbers.std()])
+    summary.insert(0, "fold", ["mean", "std"])
+    # Object columns, so the folds' counts stay whole numbers beside the means.
+    return pd.concat([folds.astype(object), summary.astype(object)], ignore_index=True)
+
+
+def _numbers(table, kind):
+    row = table.set_index("fold").loc[kind]
+    return {name: float(value) for name, value in row.items()}
 
 
 def _new_session(config):

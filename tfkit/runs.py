@@ -57,6 +57,7 @@ class Run:
     lock: "FolderLock | None" = None
     resumed: list = dataclasses.field(default_factory=list)  # filled by the backup callback
     checks: dict = dataclasses.field(default_factory=dict)  # what the start checks found
+    results: dict = dataclasses.field(default_factory=dict)  # a mode's, for metrics.json
 
     def release(self):
         """Lets go of the folder's lock, once the run or mode is over."""
@@ -118,11 +119,13 @@ def finish_run(run, splits=None, curves=None, **metrics):
 
     `metrics.json` holds `metrics` (e.g. `test`), the data source, the split sizes and
     `class_counts`, the strategy, `resumed` (each resume of the run as
-    `{"epoch": E, "step": S}`) and `diagnosis` (`tfkit.diagnostics.verdict`). It is
+    `{"epoch": E, "step": S}`), `diagnosis` (`tfkit.diagnostics.verdict`) and what a
+    mode left in `run.results` (the k-fold summary). It is
     written last: a run folder with it is complete, and its backup is removed.
     `curves` names the metrics `curves.png` plots.
     """
     record = {**metrics, **describe(run.strategy, run.config.batch_size), "resumed": run.resumed}
+    record.update(run.results)
     if splits is not None:
         record.update(data=splits.source, class_counts=splits.class_counts(), **splits.sizes())
     history = os.path.join(run.dir, "history.csv")

@@ -7,6 +7,8 @@ permutation `default_rng([seed, e])`, whatever happened before, and a run resume
 the middle of an epoch skips exactly the batches it already trained on.
 """
 
+from dataclasses import dataclass
+
 import numpy as np
 import tensorflow as tf
 import keras
@@ -22,9 +24,13 @@ class EpochOrder(keras.callbacks.Callback):
     the epoch ends as usual, with validation and the epoch-end callbacks).
     """
 
-    def __init__(self, num_examples, batch_size, seed, shuffle=True, drop_remainder=False):
+    def __init__(
+        self, num_examples, batch_size, seed, shuffle=True, drop_remainder=False, balance=None
+    ):
         super().__init__()
-        self.num_examples = num_examples
+        self.balance = balance
+        # With `balance`, each epoch holds every class equally often (see `balanced_indices`).
+        self.num_examples = balanced_size(balance.labels, balance.how) if balance else num_examples
         self.batch_size = batch_size
         self.seed = seed
         self.shuffle = shuffle
@@ -48,9 +54,12 @@ class EpochOrder(keras.callbacks.Callback):
 
     def indices(self, epoch):
         """The example indices of epoch `epoch`, in training order."""
+        rng = np.random.default_rng([self.seed, epoch])
+        if self.balance:
+            return balanced_indices(self.balance.labels, self.balance.how, rng)
         if not self.shuffle:
             return np.arange(self.num_examples)
-        return np.random.default_rng([self.seed, epoch]).permutation(self.num_examples)
+        return rng.permutation(self.num_examples)
 
     def batch_indices(self):
         """Yields each batch's indices for the current epoch, from `first_step` on.
@@ -91,7 +100,50 @@ class EpochOrder(keras.callbacks.Callback):
         self.epoch = epoch + 1
 
 
-def epoch_batches(arrays, batch_size, seed, shuffle=True, drop_remainder=False, map_fn=None):
+@dataclass(frozen=True)
+class Balance:
+    """Resample the training split to equal class counts: `how` is "over" or "under"."""
+
+    labels: np.ndarray
+    how: str
+
+
+def balanced_size(labels, how):
+    """Examples in a balanced epoch: K × the largest class ("over") or the smallest ("under")."""
+    counts = np.bincount(np.asarray(labels).ravel().astype("int64"))
+    counts = counts[counts > 0]
+    return len(counts) * int(counts.max() if how == "over" else counts.min())
+
+
+def balanced_indices(labels, how, rng):
+    """One epoch's example indices with every class equally often, shuffled.
+
+    Each class is a stream of its examples in ever new orders, repeated as often as
+    needed (the TF imbalanced-data tutorial's `sample_from_datasets` over repeated
+    class datasets); "over" takes as many from each as the largest class has, so the
+    minority repeats; "under" as many as the smallest has, so each epoch sees another
+    part of the majority. Drawn here from `rng`, not in tf.data, so that an epoch's
+    batches stay a function of (seed, epoch) and a resumed run sees the same.
+    """
+    labels = np.asarray(labels).ravel()
+    members = [np.flatnonzero(labels == label) for label in np.unique(labels)]
+    per_class = balanced_size(labels, how) // len(members)
+    drawn = [_stream(indices, per_class, rng) for indices in members]
+    return rng.permutation(np.concatenate(drawn))
+
+
+def _stream(indices, count, rng):
+    """`count` of `indices`: whole shuffled passes, then part of one more."""
+    passes, rest = divmod(count, len(indices))
+    return np.concatenate(
+        [rng.permutation(indices) for _ in range(passes)]
+        + [rng.choice(indices, rest, replace=False)]
+    )
+
+
+def epoch_batches(
+    arrays, batch_size, seed, shuffle=True, drop_remainder=False, map_fn=None, balance=None
+):
     """A batched `tf.data` pipeline over in-memory `arrays` in `EpochOrder`.
 
     Args:
@@ -101,6 +153,7 @@ def epoch_batches(arrays, batch_size, seed, shuffle=True, drop_remainder=False, 
         shuffle: False keeps the arrays' order every epoch.
         drop_remainder: drop the last, smaller batch of each epoch.
         map_fn: applied to each batch, e.g. scaling pixels.
+        balance: a `Balance` to over- or under-sample the classes every epoch.
 
     Returns:
         A `tf.data.Dataset` of `steps_per_epoch` batches per iteration; its
@@ -109,7 +162,7 @@ def epoch_batches(arrays, batch_size, seed, shuffle=True, drop_remainder=False, 
     """
     single = not isinstance(arrays, tuple)
     tensors = tuple(tf.constant(array) for array in ((arrays,) if single else arrays))
-    order = EpochOrder(len(tensors[0]), batch_size, seed, shuffle, drop_remainder)
+    order = EpochOrder(len(tensors[0]), batch_size, seed, shuffle, drop_remainder, balance)
 
     def gather(indices):
         batch = tuple(tf.gather(tensor, indices) for tensor in tensors)

@@ -75,6 +75,39 @@ def stratified_sample(labels, count, rng):
     return rng.permutation(np.concatenate(chosen))
 
 
+def kfold_splits(splits, folds, seed):
+    """`splits` cross-validated: `folds` Splits, each validating on another K-th of training.
+
+    The training and validation examples of `splits` are pooled and dealt into `folds`
+    disjoint, stratified folds from a seeded order (every class spread evenly over
+    them); fold i trains on the others and validates on fold i. The test split is
+    the same in every fold, and left for the final model.
+    """
+    inputs = np.concatenate([splits.train[0], splits.val[0]])
+    labels = np.concatenate([splits.train[1], splits.val[1]])
+    rng = np.random.default_rng(seed)
+    # Class by class, each in a seeded order, dealt round the folds like cards.
+    dealt = np.concatenate(
+        [rng.permutation(np.flatnonzero(labels == c)) for c in np.unique(labels)]
+    )
+    fold_of = np.empty(len(labels), dtype="int64")
+    fold_of[dealt] = np.arange(len(labels)) % folds
+    result = []
+    for fold in range(folds):
+        train_index = rng.permutation(np.flatnonzero(fold_of != fold))
+        val_index = np.flatnonzero(fold_of == fold)
+        result.append(
+            Splits(
+                (inputs[train_index], labels[train_index]),
+                (inputs[val_index], labels[val_index]),
+                splits.test,
+                splits.source,
+                splits.class_names,
+            )
+        )
+    return result
+
+
 def split_and_cap(train, test, source, validation_split, seed, max_examples=None):
     """Holds out a seeded, stratified `validation_split` of `train`; caps each split.
 

@@ -11,7 +11,7 @@ import numpy as np
 import tensorflow as tf
 import keras
 
-from tfkit.data.order import epoch_batches
+from tfkit.data.order import Balance, epoch_batches
 from tfkit.data.splits import Splits
 
 
@@ -64,12 +64,12 @@ def imdb_text_datasets(config):
     splits = load_imdb(
         config.data, config.data_dir, config.seed, config.validation_split, config.max_examples
     )
-    if config.retrain_best:  # the final model also learns from the validation examples
+    if config.retrain_best or config.kfold:  # the final model learns from all of them
         splits = splits.with_validation_in_training()
     print(f"classes: {splits.describe()}")
     vectorizer = adapt_vectorizer(splits.train[0], config.max_features)
     ids = vectorize_splits(splits, vectorizer, config.max_len)
-    return ids, vectorizer, batched_datasets(ids, config.batch_size, config.seed)
+    return ids, vectorizer, batched_datasets(ids, config.batch_size, config.seed, config.resample)
 
 
 def text_fit_arguments(config, splits):
@@ -80,12 +80,15 @@ def text_fit_arguments(config, splits):
     """
     from tfkit.optim import class_weight_from_labels
 
-    train, val, _ = batched_datasets(splits, config.batch_size, config.seed)
+    from tfkit.callbacks import initial_bias, trained_counts
+
+    train, val, _ = batched_datasets(splits, config.batch_size, config.seed, config.resample)
+    counts = trained_counts(splits.class_counts()["train"], config.resample)
     return {
         "x": train,
         "validation_data": val,
         "class_weight": class_weight_from_labels(splits.train[1], config.class_weight),
-        "callbacks": [train.epoch_order],
+        "callbacks": [train.epoch_order, *initial_bias(config, counts)],
     }
 
 
@@ -100,11 +103,12 @@ def vectorize_splits(splits, vectorizer, sequence_length):
     )
 
 
-def batched_datasets(splits, batch_size, seed):
+def batched_datasets(splits, batch_size, seed, resample=None):
     """Batched `tf.data` pipelines of `(token ids, label)` for train, validation and test.
 
     The training split comes in a new order every epoch, a function of `seed` and the
-    epoch (`tfkit.data.order`), so a resumed run trains on the same batches; labels
+    epoch (`tfkit.data.order`), so a resumed run trains on the same batches; with
+    `resample` ("over" or "under") each epoch holds every class equally often. Labels
     have shape `(batch, 1)`, float32; validation is None when the split is empty.
     """
 
@@ -116,7 +120,8 @@ def batched_datasets(splits, batch_size, seed):
         dataset = tf.data.Dataset.from_tensor_slices(arrays(split))
         return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
 
-    train = epoch_batches(arrays(splits.train), batch_size, seed)
+    balance = Balance(splits.train[1], resample) if resample else None
+    train = epoch_batches(arrays(splits.train), batch_size, seed, balance=balance)
     val = pipeline(splits.val) if len(splits.val[1]) else None
     return train, val, pipeline(splits.test)
 
