@@ -83,7 +83,9 @@ def main():
                 *OPTIONS[name], *args.flags.split(),
             ]  # fmt: skip
             start = time.perf_counter()
-            subprocess.run(command, cwd=ROOT, check=True, capture_output=True)
+            done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
+            if done.returncode:
+                sys.exit(f"{name}: exit {done.returncode}\n{done.stderr[-2000:]}")
             seconds = time.perf_counter() - start
             with open(os.path.join(run_dir, "metrics.json")) as file:
                 metrics = json.load(file)

@@ -45,10 +45,12 @@ from tfkit.images import save_grid
 from tfkit.modes import run_mode
 from tfkit.optim import optimizer_from_config
 from tfkit.errors import DataError
-from tfkit.runs import finish_run, start_run
+from tfkit.finetune import fine_tuning
+from tfkit.runs import atomic_path, finish_run, start_run
 from tfkit.tune import best_config
 
 RECIPE = "dcgan_cifar10"
+NETWORKS = {"generator": "generator.keras", "discriminator": "discriminator.keras"}
 
 
 @dataclass
@@ -281,6 +283,19 @@ class ImageGrid(keras.callbacks.Callback):
         save_grid(path, images, title=f"epoch {epoch}")
 
 
+class SaveNetworks(keras.callbacks.Callback):
+    """Saves each network as `<name>.keras` after every epoch: what `--init-from RUN_DIR` reads."""
+
+    def __init__(self, folder):
+        super().__init__()
+        self.folder = folder
+
+    def on_epoch_end(self, epoch, logs=None):
+        for network, file in NETWORKS.items():
+            with atomic_path(os.path.join(self.folder, file)) as path:
+                getattr(self.model, network).save(path)
+
+
 def pixel_features(images):
     """8x8 average-pooled pixels in [-1, 1], flattened: 192 numbers per image."""
     images = np.asarray(images, dtype="float32")
@@ -372,6 +387,7 @@ def fit_arguments(config, images):
         "x": dataset,
         "callbacks": [
             dataset.epoch_order,  # first: each epoch's order, and where a resume starts
+            *fine_tuning(config, parts=NETWORKS),  # --init-from RUN_DIR: start from its pair
             keras.callbacks.TerminateOnNaN(),  # reads "loss" = d_loss + g_loss
             PixelKID(real_sample, quality_latent.astype("float32")),
         ],
@@ -424,6 +440,7 @@ def main(argv=None):
             EpochStats(len(images)),
             *gradients,
             ImageGrid(os.path.join(run.dir, "samples"), grid_latent.astype("float32")),
+            SaveNetworks(run.dir),
             HistoryCSV(os.path.join(run.dir, "history.csv")),
             keras.callbacks.TensorBoard(os.path.join(run.dir, "logs")),
             backup_and_restore(config, run, arguments["x"], gradients),  # last: resumes exactly

@@ -107,7 +107,7 @@ def main(argv=None):
 
     # Data: raw text, 20% of the training split held out for validation; the vectorizer
     # is adapted on the training text; the test split is used once, at the end.
-    splits, vectorizer, (train, val, test) = imdb_text_datasets(config)
+    splits, vectorizer, (train, val, test) = imdb_text_datasets(config, run.dir)
     # --tune, --lr-find and --overfit-batches run here instead of the training below;
     # --learning-rate auto runs the LR range test and returns the config it chose;
     # --kfold trains on each fold, then returns the config of the final training.

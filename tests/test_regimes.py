@@ -14,6 +14,7 @@ from tfkit.callbacks import InitialBias, trained_counts
 from tfkit.data.order import Balance, EpochOrder, balanced_indices
 from tfkit.data.splits import Splits, kfold_splits
 from tfkit.data.text import text_fit_arguments
+from tfkit.errors import UsageError
 
 LABELS = np.array([0] * 30 + [1] * 3)
 
@@ -131,3 +132,72 @@ def test_kfold_without_a_final_model_records_the_folds_only(tmp_path):
     assert metrics["kfold"]["folds"] == 2 and metrics["kfold"]["final_epochs"] is None
     assert "test" not in metrics and not (run / "best.keras").exists()
     assert (run / "fold-2" / "best.keras").exists()
+
+
+def _source_run(tmp_path):
+    """A finished Conv1D run to fine-tune from (learnt a little: 3 epochs at 3e-3)."""
+    source = tmp_path / "source"
+    imdb_conv1d.main(FINE_TUNE_FLAGS + ["--epochs", "3", "--run-dir", str(source)])
+    return source
+
+
+FINE_TUNE_FLAGS = [
+    "--data", "synthetic", "--max-examples", "200", "--batch-size", "32", "--no-export",
+    "--learning-rate", "3e-3",
+]  # fmt: skip
+
+
+def test_fine_tuning_starts_from_the_source_and_keeps_a_frozen_embedding(tmp_path):
+    source = _source_run(tmp_path)
+    source_best = pd.read_csv(source / "history.csv")["val_loss"].min()
+    tuned = tmp_path / "tuned"
+    imdb_conv1d.main(
+        FINE_TUNE_FLAGS
+        + ["--epochs", "2", "--run-dir", str(tuned), "--init-from", str(source)]
+        + ["--freeze", "embedding"]
+    )
+    history = pd.read_csv(tuned / "history.csv")
+    # It starts where the source ended, not from scratch (ln 2 = 0.693).
+    assert history["val_loss"][0] < source_best + 0.05
+    source_model = keras.saving.load_model(source / "best.keras")
+    tuned_model = keras.saving.load_model(tuned / "best.keras")
+    embedding = [
+        layer.get_weights()[0] for layer in (source_model.layers[0], tuned_model.layers[0])
+    ]
+    assert np.array_equal(*embedding)  # frozen: bit for bit
+    conv = [model.layers[1].get_weights()[0] for model in (source_model, tuned_model)]
+    assert not np.array_equal(*conv)  # the rest trained
+    # The vocabulary came with the model.
+    assert (tuned / "vocabulary.txt").read_text() == (source / "vocabulary.txt").read_text()
+
+
+def test_unfreezing_trains_the_embedding_at_a_tenth_of_the_learning_rate(tmp_path):
+    source = _source_run(tmp_path)
+    tuned = tmp_path / "tuned"
+    imdb_conv1d.main(
+        FINE_TUNE_FLAGS
+        + ["--epochs", "2", "--run-dir", str(tuned), "--init-from", str(source / "best.keras")]
+        + ["--freeze", "embedding", "--unfreeze-after-epochs", "1"]
+    )
+    assert pd.read_csv(tuned / "history.csv")["lr"].tolist() == pytest.approx([3e-3, 3e-4])
+    source_model = keras.saving.load_model(source / "best.keras")
+    tuned_model = keras.saving.load_model(tuned / "best.keras")
+    assert not np.array_equal(
+        source_model.layers[0].get_weights()[0], tuned_model.layers[0].get_weights()[0]
+    )
+
+
+def test_fine_tuning_refuses_another_architecture_and_unknown_layers(tmp_path):
+    source = _source_run(tmp_path)
+    common = FINE_TUNE_FLAGS + ["--epochs", "1", "--init-from", str(source)]
+    with pytest.raises(UsageError, match=r"architecture does not match.*\(7, 128, 16\)"):
+        imdb_conv1d.main(common + ["--filters", "16", "--run-dir", str(tmp_path / "a")])
+    with pytest.raises(UsageError, match="no such layer.*'embedding'"):
+        imdb_conv1d.main(common + ["--freeze", "conv", "--run-dir", str(tmp_path / "b")])
+    lone_model = tmp_path / "elsewhere" / "model.keras"
+    lone_model.parent.mkdir()
+    lone_model.write_bytes((source / "best.keras").read_bytes())
+    with pytest.raises(UsageError, match="no vocabulary.txt beside the model"):
+        imdb_conv1d.main(
+            FINE_TUNE_FLAGS + ["--init-from", str(lone_model), "--run-dir", str(tmp_path / "c")]
+        )

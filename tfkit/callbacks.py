@@ -16,6 +16,7 @@ import keras
 
 from tfkit.backup import ExactBackupAndRestore
 from tfkit.diagnostics.gradients import GradientHealth
+from tfkit.finetune import fine_tuning
 from tfkit.diagnostics.verdict import FirstLossCheck, expected_first_loss, prior_loss
 from tfkit.optim import class_weight_from_labels, scheduled_learning_rate
 from tfkit.runs import write_atomic
@@ -228,9 +229,12 @@ def standard_callbacks(config, run, train, splits):
         ),
     ]
     remembered += gradient_health(config, run)
+    starting_point = fine_tuning(config)
     return [
         train.epoch_order,  # first: the data order of each epoch, and where a resume starts
-        *initial_bias(config, counts),  # before the backup, which restores a resumed run's
+        # The starting weights, before the backup, which restores a resumed run's own.
+        *starting_point,
+        *initial_bias(config, counts),
         *learning_rate_schedule(config),
         EpochStats(train.epoch_order.num_examples),
         keras.callbacks.TerminateOnNaN(),
@@ -238,7 +242,7 @@ def standard_callbacks(config, run, train, splits):
         HistoryCSV(os.path.join(run.dir, "history.csv")),
         keras.callbacks.TensorBoard(os.path.join(run.dir, "logs")),
         # Last, so an epoch is backed up only once everything above has seen it.
-        backup_and_restore(config, run, train, remembered),
+        backup_and_restore(config, run, train, starting_point + remembered),
     ]
 
 

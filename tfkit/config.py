@@ -49,6 +49,9 @@ class TrainConfig:
         None, "TFDS data directory (--data tfds) or the dataset's local copy (--data dir)"
     )
     max_examples: int | None = flag(None, "cap each split at N examples, for a quick run")
+    init_from: str | None = flag(
+        None, "fine-tune: start from a finished run's best model (RUN_DIR) or a MODEL.keras"
+    )
     seed: int = flag(1337, "seed for the data split and order, synthetic data, weights, dropout")
     deterministic: bool = flag(
         False, "deterministic TensorFlow ops: a re-run or a resumed run repeats bit for bit"
@@ -232,6 +235,11 @@ class TrainConfig:
             max_examples=self.max_examples,
         )
         _check(
+            self.init_from is None or os.path.exists(self.init_from),
+            "init_from must be a finished run's folder or a .keras file",
+            init_from=self.init_from,
+        )
+        _check(
             self.data in DATA_SOURCES,
             f"data must be one of {', '.join(DATA_SOURCES)}",
             data=self.data,
@@ -287,6 +295,15 @@ class ClassifierConfig(TrainConfig):
         2, "epochs without val_loss improvement before the LR is cut (002 §1.22)"
     )
     reduce_lr_factor: float = flag(0.5, "factor the LR is cut by (002 §1.22: halve it)")
+
+    # Fine-tuning a trained model (002 §7.5; 000: at 1e-4 to 1e-6), with --init-from.
+    freeze: str | None = flag(
+        None, "keep this layer (as model.summary() names it) and all before it fixed"
+    )
+    unfreeze_after_epochs: int = flag(
+        0, "unfreeze --freeze's layers after N epochs, at the LR / --fine-tune-lr-factor; 0: never"
+    )
+    fine_tune_lr_factor: float = flag(10.0, "divide the LR by this when the layers unfreeze")
 
     # Cross-validation (003, 004 §2.2: when data is small).
     kfold: int = flag(

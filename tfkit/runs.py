@@ -83,6 +83,9 @@ def start_run(recipe, config, strategy):
     Raises:
         RunComplete, UsageError: as above.
     """
+    # A new Keras session: layers get the names they get in a new process (which
+    # `--freeze LAYER` refers to), whatever this process built before.
+    keras.backend.clear_session()
     seed_everything(config.seed, config.deterministic)
     record = {"recipe": recipe, **dataclasses.asdict(config)}
     if config.tune:

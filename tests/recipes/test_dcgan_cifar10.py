@@ -175,3 +175,35 @@ def test_search_scores_trials_by_pixel_kid_and_retrains_the_best(tmp_path):
     config = json.loads((tmp_path / "r" / "config.json").read_text())
     assert config["label_noise"] == best["hyperparameters"]["label_noise"]
     assert (tmp_path / "e" / "1" / "saved_model.pb").exists()
+
+
+def test_a_run_saves_its_pair_and_another_starts_from_it(tmp_path):
+    import keras
+    import numpy as np
+
+    from tfkit.errors import UsageError
+
+    base = ["--data", "synthetic", "--max-examples", "40", "--epochs", "1", "--no-export"]
+    base += ["--quality-samples", "8"]
+    common = base + NARROW
+    dcgan_cifar10.main(common + ["--run-dir", str(tmp_path / "source")])
+    source = tmp_path / "source"
+    assert (source / "generator.keras").exists() and (source / "discriminator.keras").exists()
+    # At an LR too small to move the weights, the new run's networks are the source's.
+    tuned = tmp_path / "tuned"
+    dcgan_cifar10.main(
+        common
+        + ["--run-dir", str(tuned), "--init-from", str(source)]
+        + ["--learning-rate", "1e-12", "--generator-learning-rate", "1e-12", "--clipvalue", "1"]
+    )
+    for name in ("generator", "discriminator"):
+        before = keras.saving.load_model(source / f"{name}.keras").get_weights()
+        after = keras.saving.load_model(tuned / f"{name}.keras").get_weights()
+        for a, b in zip(before, after):
+            np.testing.assert_allclose(a, b, atol=1e-5)
+    # A pair of other widths is refused in one line.
+    with pytest.raises(UsageError, match="architecture does not match"):
+        dcgan_cifar10.main(
+            base + ["--generator-filters", "8", "--discriminator-filters", "16"]
+            + ["--run-dir", str(tmp_path / "other"), "--init-from", str(source)]
+        )

@@ -7,6 +7,8 @@ SimpleRNN scored 0.5 on such input), so `texts_to_ids` pads at the front as
 `pad_sequences` does, in graph ops that also run inside the exported model.
 """
 
+import os
+
 import numpy as np
 import tensorflow as tf
 import keras
@@ -47,19 +49,24 @@ def vectorize(vectorizer, texts, sequence_length, batch_size=2048):
     return np.concatenate(list(dataset.as_numpy_iterator()))
 
 
-def imdb_text_datasets(config):
+def imdb_text_datasets(config, run_dir=None):
     """IMDB as the text recipes train on it, from a `ClassifierConfig` with text fields.
 
     Loads the reviews from `--data`, adapts the vectorizer on the training text
-    (`config.max_features` words), turns every split into `config.max_len` token ids
-    once, and batches them into the `(train, val, test)` pipelines.
+    (`config.max_features` words) or, under `--init-from`, takes the source model's
+    vocabulary (words it never saw read as `[UNK]`), turns every split into
+    `config.max_len` token ids once, and batches them into the `(train, val, test)`
+    pipelines. The vocabulary goes to `run_dir/vocabulary.txt`, for a later fine-tuning.
 
     Returns:
         `(splits, vectorizer, (train, val, test))`: `splits` holds the token ids (for
         search trials to re-batch without vectorizing again); `val` is None under
-        `--retrain-best`.
+        `--retrain-best` and `--kfold`.
     """
     from tfkit.data.imdb import load_imdb
+    from tfkit.finetune import VOCABULARY_FILE, vocabulary_path
+    from tfkit.errors import UsageError
+    from tfkit.runs import write_atomic
 
     splits = load_imdb(
         config.data, config.data_dir, config.seed, config.validation_split, config.max_examples
@@ -67,9 +74,43 @@ def imdb_text_datasets(config):
     if config.retrain_best or config.kfold:  # the final model learns from all of them
         splits = splits.with_validation_in_training()
     print(f"classes: {splits.describe()}")
-    vectorizer = adapt_vectorizer(splits.train[0], config.max_features)
+    if config.init_from:
+        vocabulary = read_vocabulary(vocabulary_path(config.init_from))
+        if len(vocabulary) > config.max_features:
+            raise UsageError(
+                f"--init-from {config.init_from}: its vocabulary has {len(vocabulary)} words, "
+                f"more than --max-features {config.max_features}; give the flags it was trained "
+                "with (its run's config.json)"
+            )
+        vectorizer = vectorizer_from_vocabulary(vocabulary, config.max_features)
+    else:
+        vectorizer = adapt_vectorizer(splits.train[0], config.max_features)
+    if run_dir:
+        write_atomic(
+            os.path.join(run_dir, VOCABULARY_FILE), "\n".join(vectorizer.get_vocabulary()) + "\n"
+        )
     ids = vectorize_splits(splits, vectorizer, config.max_len)
+    if config.init_from:
+        tokens = ids.train[0][ids.train[0] > 0]
+        unknown = float((tokens == 1).mean()) if tokens.size else 0.0
+        print(
+            f"vocabulary: {len(vocabulary)} words from {config.init_from}; {unknown:.1%} of the "
+            "training words here are not among them and read as [UNK]"
+        )
     return ids, vectorizer, batched_datasets(ids, config.batch_size, config.seed, config.resample)
+
+
+def read_vocabulary(path):
+    """The words of a `vocabulary.txt`, one per line, in id order (padding and [UNK] first)."""
+    with open(path, encoding="utf-8") as file:
+        return file.read().split("\n")[:-1]
+
+
+def vectorizer_from_vocabulary(vocabulary, max_tokens):
+    """A `TextVectorization` layer with a fixed `vocabulary`, as `adapt_vectorizer` makes one."""
+    return keras.layers.TextVectorization(
+        max_tokens=max_tokens, output_mode="int", ragged=True, vocabulary=vocabulary
+    )
 
 
 def text_fit_arguments(config, splits):
@@ -81,6 +122,7 @@ def text_fit_arguments(config, splits):
     from tfkit.optim import class_weight_from_labels
 
     from tfkit.callbacks import initial_bias, trained_counts
+    from tfkit.finetune import fine_tuning
 
     train, val, _ = batched_datasets(splits, config.batch_size, config.seed, config.resample)
     counts = trained_counts(splits.class_counts()["train"], config.resample)
@@ -88,7 +130,7 @@ def text_fit_arguments(config, splits):
         "x": train,
         "validation_data": val,
         "class_weight": class_weight_from_labels(splits.train[1], config.class_weight),
-        "callbacks": [train.epoch_order, *initial_bias(config, counts)],
+        "callbacks": [train.epoch_order, *fine_tuning(config), *initial_bias(config, counts)],
     }
 
 
