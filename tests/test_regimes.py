@@ -1,7 +1,8 @@
-"""Training regimes (issue 11): resampling, initial bias, k-fold; the schedules are in test_schedules."""
+"""Training regimes: resampling, initial bias, k-fold, fine-tuning (schedules: test_schedules)."""
 
 import json
 import os
+import signal
 
 import keras
 import numpy as np
@@ -9,12 +10,17 @@ import pandas as pd
 import pytest
 
 from recipes import imdb_conv1d
+from test_backup import SignalAt, data, model
 from test_provocations import write_reviews
-from tfkit.callbacks import InitialBias, trained_counts
-from tfkit.data.order import Balance, EpochOrder, balanced_indices
+from tfkit import signals
+from tfkit.backup import ExactBackupAndRestore
+from tfkit.callbacks import EpochStats, HistoryCSV, InitialBias, trained_counts
+from tfkit.data.order import Balance, EpochOrder, balanced_indices, epoch_batches
 from tfkit.data.splits import Splits, kfold_splits
 from tfkit.data.text import text_fit_arguments
 from tfkit.errors import UsageError
+from tfkit.finetune import FineTune
+from tfkit.report import write_report
 
 LABELS = np.array([0] * 30 + [1] * 3)
 
@@ -112,6 +118,7 @@ def test_kfold_trains_each_fold_then_the_final_model_and_resumes_fold_by_fold(tm
     assert len(pd.read_csv(run / "history.csv")) <= metrics["kfold"]["final_epochs"]
     assert metrics["train_examples"] == 96 and "accuracy" in metrics["test"]
     assert os.listdir(tmp_path / "export")  # the final model is exported
+    assert "<h2>Cross-validation</h2>" in open(write_report(str(run))).read()
 
     # A k-fold stopped in its third fold resumes there: the first two are not retrained.
     finished = (run / "fold-1" / "history.csv").stat().st_mtime_ns
@@ -201,3 +208,42 @@ def test_fine_tuning_refuses_another_architecture_and_unknown_layers(tmp_path):
         imdb_conv1d.main(
             FINE_TUNE_FLAGS + ["--init-from", str(lone_model), "--run-dir", str(tmp_path / "c")]
         )
+
+
+def _fine_tune(folder, extra=()):
+    """The tiny model of test_backup, first layer frozen for 2 epochs, then unfrozen."""
+    x, y = data()
+    train = epoch_batches((x, y), 16, seed=3)
+    net = model()
+    fine_tune = FineTune(freeze="dense", unfreeze_after_epochs=2, lr_factor=10)
+    backup = ExactBackupAndRestore(str(folder / "backup"), train.epoch_order, [fine_tune])
+    callbacks = [train.epoch_order, fine_tune, EpochStats(80), *extra]
+    callbacks += [HistoryCSV(str(folder / "history.csv")), backup]
+    signals.install()
+    try:
+        net.fit(train, epochs=4, verbose=0, callbacks=callbacks)
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    return net
+
+
+def test_a_fine_tuning_stopped_after_unfreezing_resumes_exactly(tmp_path):
+    whole = _fine_tune(tmp_path / "whole")
+    history = pd.read_csv(tmp_path / "whole" / "history.csv")
+    assert history["lr"].tolist() == pytest.approx([0.05, 0.05, 0.005, 0.005])
+    with pytest.raises(signals.TrainingStopped):
+        _fine_tune(tmp_path / "stopped", extra=[SignalAt(2, 1)])
+    resumed = _fine_tune(tmp_path / "stopped")
+    got = pd.read_csv(tmp_path / "stopped" / "history.csv")
+    columns = ["loss", "accuracy", "lr"]
+    pd.testing.assert_frame_equal(got[columns], history[columns], check_exact=True)
+    for a, b in zip(whole.get_weights(), resumed.get_weights()):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_a_fine_tuning_search_keeps_the_sources_architecture(tmp_path):
+    from tfkit.tune import pinned_to_the_source
+
+    config = imdb_conv1d.Config(init_from=str(tmp_path), max_features=100, max_len=50)
+    pinned = pinned_to_the_source(config, imdb_conv1d.search_space, imdb_conv1d.build_model)
+    assert pinned.values == {"filters": 32}  # the LR, optimizer, dropout... are searched

@@ -44,6 +44,7 @@ def write_report(run_dir, out=None):
         _gradients_section(run),
         _lr_find_section(run),
         _capacity_section(run),
+        _kfold_section(run),
         _config_section(run),
     ]
     title = f"{run['config'].get('recipe', 'run')}: {os.path.abspath(run_dir)}"
@@ -78,6 +79,7 @@ def _read_run(run_dir):
         "lr_find": read_json("lr_find.json"),
         "lr_find_rows": read_csv("lr_find.csv"),
         "overfit": read_json("overfit.json"),
+        "kfold": read_csv("kfold.csv"),
         "grids": sorted(os.path.join(samples, name) for name in os.listdir(samples))
         if os.path.isdir(samples)
         else [],
@@ -263,6 +265,21 @@ def _capacity_section(run):
         "<h2>Capacity check</h2>"
         + _table(rows, header=False)
         + (f"<ul>{advice}</ul>" if advice else "")
+    )
+
+
+def _kfold_section(run):
+    table = run["kfold"]
+    if table is None:
+        return ""
+    rows = [
+        [html.escape(str(value)) if isinstance(value, str) else _number(value) for value in row]
+        for row in table.itertuples(index=False)
+    ]
+    return (
+        "<h2>Cross-validation</h2><p class='muted'>each fold's run folder is fold-N/ "
+        "(its own report: python -m tfkit report RUN_DIR/fold-N)</p>"
+        + _table(rows, list(table.columns))
     )
 
 

@@ -14,6 +14,7 @@ import os
 import time
 
 import keras_tuner
+import keras_tuner.engine.hyperparameters as kinds
 import pandas as pd
 
 from tfkit.errors import UsageError
@@ -148,6 +149,7 @@ def _search(recipe, config, build_model, search_space, fit_arguments, strategy, 
 
     tuner = _recording_tuner(config.tuner)(
         hypermodel=RecipeHyperModel(config, search_space, build_model, fit_arguments),
+        hyperparameters=pinned_to_the_source(config, search_space, build_model),
         objective=keras_tuner.Objective(objective, direction(objective)),
         directory=directory,
         project_name=PROJECT,
@@ -159,6 +161,40 @@ def _search(recipe, config, build_model, search_space, fit_arguments, strategy, 
     tuner.search()  # on a distributed chief: serves the oracle until the workers finish
     if not tuner._is_worker():
         write_results(tuner, directory, objective)
+
+
+def pinned_to_the_source(config, search_space, build_model):
+    """Under `--init-from`, the searched choices that would change weight shapes, fixed.
+
+    Every trial of a fine-tuning search starts from the source's weights, so a choice
+    such as a layer's width stays the config's (one probe model per value tells which);
+    the learning rate, optimizer, dropout and the like are searched as usual.
+    """
+    pinned = keras_tuner.HyperParameters()
+    if not config.init_from:
+        return pinned
+    probe = keras_tuner.HyperParameters()
+    search_space(probe)
+    shapes = _weight_shapes(build_model(config))
+    for entry in probe.space:
+        if isinstance(entry, kinds.Choice):
+            values = entry.values
+        elif isinstance(entry, kinds.Int):
+            values = [entry.min_value, entry.max_value]
+        else:  # Float, Boolean, Fixed: no weight shape depends on them in these recipes
+            continue
+        if any(
+            _weight_shapes(build_model(dataclasses.replace(config, **{entry.name: value})))
+            != shapes
+            for value in values
+        ):
+            pinned.Fixed(entry.name, getattr(config, entry.name))
+            print(f"search: {entry.name} stays {getattr(config, entry.name)} (--init-from's model)")
+    return pinned
+
+
+def _weight_shapes(model):
+    return [tuple(weight.shape) for weight in model.weights]
 
 
 def write_results(tuner, directory, objective):

@@ -85,10 +85,9 @@ def imdb_text_datasets(config, run_dir=None):
         vectorizer = vectorizer_from_vocabulary(vocabulary, config.max_features)
     else:
         vectorizer = adapt_vectorizer(splits.train[0], config.max_features)
-    if run_dir:
-        write_atomic(
-            os.path.join(run_dir, VOCABULARY_FILE), "\n".join(vectorizer.get_vocabulary()) + "\n"
-        )
+    saved = os.path.join(run_dir, VOCABULARY_FILE) if run_dir else None
+    if saved and not os.path.exists(saved):  # a resumed run's is the same; never rewritten
+        write_atomic(saved, "\n".join(vectorizer.get_vocabulary()) + "\n")
     ids = vectorize_splits(splits, vectorizer, config.max_len)
     if config.init_from:
         tokens = ids.train[0][ids.train[0] > 0]

@@ -56,9 +56,10 @@ ADVICE = {
         "check the model can fit at all: --overfit-batches 2 (004: overfit a small subset first)",
     ],
     "majority class": [
-        "accuracy misleads on imbalanced data: read AUC, recall and F1 instead (000)",
+        "accuracy misleads on imbalanced data: read PR-AUC, AUC, recall and F1 instead (000)",
         "weight the classes: --class-weight balanced (000, 004)",
-        "resample the training data: over-sample the minority or under-sample the majority (004)",
+        "or resample the training data: --oversample or --undersample (004); and start "
+        "the output at the class prior: --initial-bias auto",
     ],
     "unstable": gradients.REMEDIES["exploding"],  # 000 §33's fixes for an unstable loss
     "overfitting": [
