@@ -114,7 +114,7 @@ def test_kfold_trains_each_fold_then_the_final_model_and_resumes_fold_by_fold(tm
     assert table.loc[3, "val_loss"] == pytest.approx(table["val_loss"][:3].mean())
     metrics = json.loads((run / "metrics.json").read_text())
     mean_best = table.loc[3, "best_epoch"]
-    assert metrics["kfold"]["final_epochs"] == round(mean_best) + 1
+    assert metrics["kfold"]["final_epochs"] == int(np.floor(mean_best + 0.5)) + 1
     assert len(pd.read_csv(run / "history.csv")) <= metrics["kfold"]["final_epochs"]
     assert metrics["train_examples"] == 96 and "accuracy" in metrics["test"]
     assert os.listdir(tmp_path / "export")  # the final model is exported
@@ -247,3 +247,16 @@ def test_a_fine_tuning_search_keeps_the_sources_architecture(tmp_path):
     config = imdb_conv1d.Config(init_from=str(tmp_path), max_features=100, max_len=50)
     pinned = pinned_to_the_source(config, imdb_conv1d.search_space, imdb_conv1d.build_model)
     assert pinned.values == {"filters": 32}  # the LR, optimizer, dropout... are searched
+
+
+def test_under_class_weights_the_prior_is_the_weighted_mix():
+    from tfkit.diagnostics.verdict import prior_loss
+
+    counts = {"neg": 100, "pos": 10}
+    balanced = {0: 110 / 200, 1: 110 / 20}
+    assert prior_loss(counts, balanced) == pytest.approx(np.log(2))  # balanced weights: ln 2
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1, activation="sigmoid")])
+    bias = InitialBias(counts, balanced)
+    bias.set_model(model)
+    bias.on_train_begin()
+    assert model.layers[-1].bias.numpy() == pytest.approx([0.0], abs=1e-6)

@@ -106,30 +106,35 @@ class InitialBias(keras.callbacks.Callback):
     A sigmoid output starts at ln(pos/neg), a softmax one at the log of each class's
     share: the first predictions are the class mix and the first loss is the prior's
     entropy, not ln K, so the first epochs are not spent learning the mix (TF's
-    imbalanced-data tutorial). On balanced (or resampled) classes the bias is 0. A
-    resumed run's backup is restored after this, so it keeps the trained bias.
+    imbalanced-data tutorial). The mix is the one trained on: resampled classes are
+    balanced, and class weights count too, so with either the bias is 0. A resumed
+    run's backup is restored after this, so it keeps the trained bias.
     """
 
-    def __init__(self, class_counts):
+    def __init__(self, class_counts, class_weight=None):
         super().__init__()
         self.class_counts = class_counts
+        self.class_weight = class_weight
 
     def on_train_begin(self, logs=None):
         output = self.model.layers[-1]
-        counts = np.maximum(np.array(list(self.class_counts.values()), dtype="float64"), 1.0)
-        shares = counts / counts.sum()
+        counts = np.array(list(self.class_counts.values()), dtype="float64")
+        weights = [(self.class_weight or {}).get(label, 1.0) for label in range(len(counts))]
+        mass = np.maximum(counts * weights, 1e-12)
+        shares = mass / mass.sum()
         bias = np.log(shares[1] / shares[0]) if output.units == 1 else np.log(shares)
         output.bias.assign(np.reshape(bias, output.bias.shape).astype(output.bias.dtype))
 
 
-def initial_bias(config, class_counts):
+def initial_bias(config, class_counts, class_weight=None):
     """`[InitialBias]` under `--initial-bias auto`, else `[]`.
 
     Args:
         config: a `ClassifierConfig`.
         class_counts: {class name: count} of the classes as trained on (`trained_counts`).
+        class_weight: `fit`'s class weights, or None.
     """
-    return [InitialBias(class_counts)] if config.initial_bias == "auto" else []
+    return [InitialBias(class_counts, class_weight)] if config.initial_bias == "auto" else []
 
 
 def trained_counts(class_counts, resample):
@@ -204,7 +209,7 @@ def standard_callbacks(config, run, train, splits):
     counts = trained_counts(splits.class_counts()["train"], config.resample)
     # A model starting from the prior (--initial-bias auto) should first score its entropy.
     if config.initial_bias == "auto":
-        expected = prior_loss(counts)
+        expected = prior_loss(counts, class_weight)
     else:
         expected = expected_first_loss(counts, class_weight)
     # 002 §1.22: "divide the LR by 2 or 5 when validation stops improving"; a schedule
@@ -216,7 +221,7 @@ def standard_callbacks(config, run, train, splits):
         verbose=1,
     )
     remembered = [
-        FirstLossCheck(run.checks, expected, prior_loss(counts)),
+        FirstLossCheck(run.checks, expected, prior_loss(counts, class_weight)),
         *([] if config.scheduled else [plateau_cut]),
         keras.callbacks.EarlyStopping(
             monitor=monitor,
@@ -234,7 +239,7 @@ def standard_callbacks(config, run, train, splits):
         train.epoch_order,  # first: the data order of each epoch, and where a resume starts
         # The starting weights, before the backup, which restores a resumed run's own.
         *starting_point,
-        *initial_bias(config, counts),
+        *initial_bias(config, counts, class_weight),
         *learning_rate_schedule(config),
         EpochStats(train.epoch_order.num_examples),
         keras.callbacks.TerminateOnNaN(),

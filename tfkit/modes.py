@@ -156,26 +156,29 @@ def cross_validate(recipe, config, build_model, fit_arguments, splits, strategy,
     diagnosis) on the other folds and validates on fold i, from the same initial
     weights each time. A fold with its `metrics.json` is done and skipped, so a
     stopped k-fold resumes with the fold it was in. The final model trains on all
-    training examples for the folds' mean best epoch (rounded); None with `--no-final`.
+    training examples for the folds' mean best epoch (rounded half up) + 1 epochs; None
+    with `--no-final`.
     """
     from tfkit.callbacks import standard_callbacks
     from tfkit.runs import Run, finish_run
 
     rows = []
     for number, fold in enumerate(kfold_splits(splits, config.kfold, config.seed), start=1):
-        fold_run = Run(recipe, os.path.join(run.dir, f"fold-{number}"), config, strategy)
-        done = os.path.join(fold_run.dir, "metrics.json")
+        name = f"fold-{number}"
+        fold_config = dataclasses.replace(
+            config, run_dir=config.run_dir and os.path.join(config.run_dir, name)
+        )
+        fold_run = Run(recipe, os.path.join(run.dir, name), fold_config, strategy)
+        # Every worker of a multi-worker run reads the chief's folder, as for its backup.
+        done = os.path.join(config.run_dir or run.dir, name, "metrics.json")
         if os.path.exists(done):
             with open(done) as file:
                 rows.append(json.load(file)["fold"])
-            print(f"fold {number}/{config.kfold}: done before (fold-{number}/metrics.json)")
+            print(f"fold {number}/{config.kfold}: done before ({name}/metrics.json)")
             continue
         print(
             f"fold {number}/{config.kfold}: training on {len(fold.train[1])} examples, "
             f"validating on {len(fold.val[1])}"
-        )
-        fold_config = dataclasses.replace(
-            config, run_dir=config.run_dir and os.path.join(config.run_dir, f"fold-{number}")
         )
         write_json(
             os.path.join(fold_run.dir, "config.json"),
@@ -196,7 +199,7 @@ def cross_validate(recipe, config, build_model, fit_arguments, splits, strategy,
     print(f"{config.kfold}-fold cross-validation (kfold.csv):")
     shown = table.map(lambda value: f"{value:.4g}" if isinstance(value, float) else value)
     print(shown.to_string(index=False))
-    epochs = round(table.set_index("fold").loc["mean", "best_epoch"]) + 1
+    epochs = math.floor(table.set_index("fold").loc["mean", "best_epoch"] + 0.5) + 1
     run.results["kfold"] = {
         "folds": config.kfold,
         **{kind: _numbers(table, kind) for kind in ("mean", "std")},

@@ -125,11 +125,16 @@ def text_fit_arguments(config, splits):
 
     train, val, _ = batched_datasets(splits, config.batch_size, config.seed, config.resample)
     counts = trained_counts(splits.class_counts()["train"], config.resample)
+    class_weight = class_weight_from_labels(splits.train[1], config.class_weight)
     return {
         "x": train,
         "validation_data": val,
-        "class_weight": class_weight_from_labels(splits.train[1], config.class_weight),
-        "callbacks": [train.epoch_order, *fine_tuning(config), *initial_bias(config, counts)],
+        "class_weight": class_weight,
+        "callbacks": [
+            train.epoch_order,
+            *fine_tuning(config),
+            *initial_bias(config, counts, class_weight),
+        ],
     }
 
 

@@ -86,23 +86,28 @@ def expected_first_loss(class_counts, class_weight=None):
         class_weight: `fit`'s class weights {label: weight}, or None.
     """
     counts = np.array(list(class_counts.values()), dtype="float64")
-    if class_weight:
-        weights = np.array([class_weight.get(label, 1.0) for label in range(len(counts))])
-        scale = float((counts * weights).sum() / counts.sum())
-    else:
-        scale = 1.0
+    scale = float((counts * _weights(class_weight, len(counts))).sum() / counts.sum())
     return math.log(len(counts)) * scale
 
 
-def prior_loss(class_counts):
+def prior_loss(class_counts, class_weight=None):
     """The loss of a model that has learned only the class mix: the prior's entropy.
 
-    ln K on balanced classes; lower on imbalanced ones (0.305 at 10:1). A first loss
-    near it means the output layer starts from the prior (an initial bias).
+    ln K on balanced classes; lower on imbalanced ones (0.305 at 10:1). With class
+    weights, the mix as weighted and the loss weighted alike (ln K again with balanced
+    weights). A first loss near it means the output starts from the prior (an initial
+    bias).
     """
     counts = np.array(list(class_counts.values()), dtype="float64")
-    shares = counts[counts > 0] / counts.sum()
-    return float(-(shares * np.log(shares)).sum())
+    mass = counts * _weights(class_weight, len(counts))
+    present = mass > 0
+    shares = mass[present] / mass.sum()
+    return float(-(mass[present] * np.log(shares)).sum() / counts.sum())
+
+
+def _weights(class_weight, num_classes):
+    """`fit`'s {label: weight} as an array in label order (1 where absent)."""
+    return np.array([(class_weight or {}).get(label, 1.0) for label in range(num_classes)])
 
 
 def binary_confusion(metrics, class_counts):
