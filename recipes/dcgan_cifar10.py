@@ -34,9 +34,10 @@ from tfkit.callbacks import (
     gradient_health,
     learning_rate_schedule,
 )
-from tfkit.config import TrainConfig, check_at_least, flag
+from tfkit.config import DATA_SOURCES, TrainConfig, check_at_least, flag
 from tfkit.data.cifar10 import CLASS_NAMES, load_cifar10, parse_class
 from tfkit.data.order import epoch_batches
+from tfkit.data.pictures import load_pictures
 from tfkit.data.splits import class_counts, describe_class_counts
 from tfkit.distribute import chief_or_temporary, get_strategy
 from tfkit.export import export_for_serving
@@ -59,6 +60,12 @@ class Config(TrainConfig):
     # The LR range test sweeps the discriminator's LR; the generator keeps its own.
     LR_FIND_LOSS: ClassVar[str] = "d_loss"
 
+    data: str = flag(
+        "tfds",
+        "CIFAR-10 from tfds, dir (its binary copy) or synthetic; images: every picture "
+        "under --data-dir",
+        (*DATA_SOURCES, "images"),
+    )
     image_class: str = flag(
         "frog", "CIFAR-10 class to learn: a name, an id 0-9, or all (002 §6: frogs)", name="--class"
     )
@@ -357,17 +364,34 @@ def search_space(hp):
 
 
 def load_data(config):
-    """The chosen class's training images (uint8, shuffled from the seed) and their counts."""
-    class_id = parse_class(config.image_class)
-    images, labels = load_cifar10(
-        config.data, config.data_dir, class_id, config.seed, config.max_examples
-    )
+    """The training images (uint8, shuffled from the seed), their counts, the files skipped.
+
+    CIFAR-10's chosen class (002 §6: the frogs), or under `--data images` every picture
+    under `--data-dir`, whatever its size or mode, as 32x32 RGB (`--class` then does not
+    apply); a file that cannot be decoded is skipped and named.
+    """
+    skipped = []
+    if config.data == "images":
+        images, skipped = load_pictures(config.data_dir, 32, config.seed, config.max_examples)
+        counts = {"train": {"pictures": len(images)}}
+        if skipped:
+            named = ", ".join(f"{s['file']} ({s['error']})" for s in skipped[:5])
+            more = f" and {len(skipped) - 5} more" if len(skipped) > 5 else ""
+            print(f"skipped {len(skipped)} file(s) that are not readable pictures: {named}{more}")
+    else:
+        images, labels = load_cifar10(
+            config.data,
+            config.data_dir,
+            parse_class(config.image_class),
+            config.seed,
+            config.max_examples,
+        )
+        present = class_counts(labels, CLASS_NAMES)
+        counts = {"train": {name: count for name, count in present.items() if count}}
     if len(images) < config.batch_size:
         raise DataError(f"only {len(images)} images, fewer than one batch of {config.batch_size}")
-    present = {name: count for name, count in class_counts(labels, CLASS_NAMES).items() if count}
-    counts = {"train": present}
     print(f"classes: {describe_class_counts(counts)}")
-    return images, counts
+    return images, counts, skipped
 
 
 def fit_arguments(config, images):
@@ -403,7 +427,7 @@ def main(argv=None):
     run = start_run(RECIPE, config, strategy)
     # bfloat16 doubled the step on a CPU with AVX512-BF16 (benchmarks/dcgan_throughput.py).
     policy = set_mixed_precision(config.mixed_precision, bf16_helps_on_cpu=True)
-    images, counts = load_data(config)
+    images, counts, skipped = load_data(config)
     # --tune (scored by pixel_kid) and --lr-find run here instead of the training below;
     # --learning-rate auto runs the LR range test and returns the config it chose.
     arguments_of = partial(fit_arguments, images=images)
@@ -466,6 +490,7 @@ def main(argv=None):
         data=config.data,
         train_examples=len(images),
         class_counts=counts,
+        skipped_files=skipped,
         final_pixel_kid=scores[-1],
         best_pixel_kid=min(scores),
         mixed_precision=policy,

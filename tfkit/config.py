@@ -239,19 +239,21 @@ class TrainConfig:
             "init_from must be a finished run's folder or a .keras file",
             init_from=self.init_from,
         )
+        sources = _field(self, "data").metadata["choices"]  # a recipe may offer more
+        _check(self.data in sources, f"data must be one of {', '.join(sources)}", data=self.data)
         _check(
-            self.data in DATA_SOURCES,
-            f"data must be one of {', '.join(DATA_SOURCES)}",
-            data=self.data,
-        )
-        _check(
-            self.data != "dir" or self.data_dir is not None,
-            "--data dir needs --data-dir pointing at the dataset's local copy",
+            self.data in ("tfds", "synthetic") or self.data_dir is not None,
+            f"--data {self.data} needs --data-dir pointing at the data",
             data_dir=self.data_dir,
         )
         _check(
-            self.data != "dir" or os.path.isdir(self.data_dir),
-            "data_dir is not a folder; give the path of the dataset's local copy",
+            self.data in ("tfds", "synthetic") or os.path.exists(self.data_dir),
+            "data_dir does not exist; give the path of the data",
+            data_dir=self.data_dir,
+        )
+        _check(
+            self.data not in ("dir", "images") or os.path.isdir(self.data_dir),
+            f"data_dir is not a folder; --data {self.data} reads a folder",
             data_dir=self.data_dir,
         )
 
@@ -409,6 +411,10 @@ def check_at_least(config, minimum, *names):
 def to_dict(config):
     """The config as a plain dict, for config.json."""
     return dataclasses.asdict(config)
+
+
+def _field(config, name):
+    return next(field for field in dataclasses.fields(config) if field.name == name)
 
 
 def _check(condition, message, **received):

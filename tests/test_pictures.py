@@ -1,0 +1,68 @@
+"""A folder of one's own pictures for the DCGAN: formats, modes, sizes, broken files."""
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from recipes import dcgan_cifar10
+from tfkit.data.pictures import load_pictures
+from tfkit.errors import DataError
+
+
+def write_pictures(folder):
+    """Pictures of every kind, nested, plus a truncated JPEG and a text file named .png."""
+    (folder / "nested" / "deeper").mkdir(parents=True)
+    wide = np.zeros((40, 120, 3), np.uint8)
+    wide[:, 40:80] = (255, 0, 0)  # a red centre square between blue sides
+    wide[:, :40] = wide[:, 80:] = (0, 0, 255)
+    Image.fromarray(wide).save(folder / "wide.jpg", quality=95)
+    Image.fromarray(np.full((50, 30), 128, np.uint8), "L").save(folder / "grey.png")
+    rgba = np.zeros((64, 64, 4), np.uint8)
+    rgba[..., 1] = 255  # green, half of it transparent
+    rgba[:32, :, 3] = 255
+    Image.fromarray(rgba, "RGBA").save(folder / "nested" / "alpha.png")
+    Image.fromarray(wide).convert("P").save(folder / "nested" / "palette.gif")
+    Image.fromarray(wide[:, :40]).save(folder / "nested" / "deeper" / "blue.bmp")
+    good = (folder / "wide.jpg").read_bytes()
+    (folder / "nested" / "broken.jpg").write_bytes(good[: len(good) // 3])
+    (folder / "notes.png").write_text("not a picture at all")
+    return 5
+
+
+def test_every_readable_picture_is_used_and_the_bad_ones_are_named(tmp_path):
+    good = write_pictures(tmp_path)
+    images, skipped = load_pictures(str(tmp_path), size=32, seed=0)
+    assert images.shape == (good, 32, 32, 3) and images.dtype == np.uint8
+    assert sorted(s["file"] for s in skipped) == ["nested/broken.jpg", "notes.png"]
+    assert all(s["error"] for s in skipped)
+    # Centre-cropped: the wide picture's red middle fills its square.
+    reds = [image for image in images if image[..., 0].mean() > 200 and image[..., 2].mean() < 60]
+    assert len(reds) == 2  # the JPEG and the palette GIF
+    # Transparent pixels lie on white; greyscale became three equal channels.
+    assert any((image[:8] == (0, 255, 0)).all() and (image[-8:] == 255).all() for image in images)
+    assert any((image == 128).all() for image in images)
+
+
+def test_a_folder_without_pictures_is_one_error(tmp_path):
+    (tmp_path / "a.txt").write_text("text")
+    with pytest.raises(DataError, match="no readable picture.*1 file"):
+        load_pictures(str(tmp_path))
+
+
+def test_the_dcgan_trains_on_a_folder_of_pictures(tmp_path):
+    pictures = tmp_path / "pictures"
+    pictures.mkdir()
+    write_pictures(pictures)
+    run = tmp_path / "run"
+    dcgan_cifar10.main(
+        ["--data", "images", "--data-dir", str(pictures), "--run-dir", str(run)]
+        + ["--epochs", "1", "--batch-size", "4", "--quality-samples", "4"]
+        + ["--generator-filters", "16", "--discriminator-filters", "16"]
+        + ["--export-dir", str(tmp_path / "export")]
+    )
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["train_examples"] == 5
+    assert [s["file"] for s in metrics["skipped_files"]] == ["nested/broken.jpg", "notes.png"]
+    assert list((run / "samples").iterdir()) and list((tmp_path / "export").iterdir())
