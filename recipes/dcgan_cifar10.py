@@ -2,6 +2,7 @@
 Title: DCGAN on CIFAR-10 frogs
 Source: 002 §6 (GAN: 6.1 生成器, 6.2 判别器, 6.3 训练技巧)
 Description: The document's generator and discriminator, trained in one compiled step per batch; image grids per epoch.
+Data: CIFAR-10 (tfds, its binary copy, synthetic); yours: --data images --data-dir FOLDER (any pictures)
 Run: python -m recipes.dcgan_cifar10 --data synthetic --epochs 2 --max-examples 200
 
 The document trains with a Python loop of `train_on_batch`. Here the two updates (the

@@ -2,6 +2,7 @@
 Title: IMDB sentiment with a 1D convnet
 Source: 002 §2.2 (Keras 搭建 CNN)
 Description: Raw review text -> Embedding -> Conv1D/MaxPooling1D/Conv1D -> positive or negative.
+Data: IMDB reviews (tfds, an aclImdb/ copy, synthetic); yours: --data csv (a table), --data dir (train/<class>/*.txt), any number of classes
 Run: python -m recipes.imdb_conv1d --data synthetic --epochs 3
 
 The document's model, trained on the real IMDB reviews by default. The review text is
@@ -26,9 +27,9 @@ from tfkit.distribute import chief_or_temporary, get_strategy
 from tfkit.export import export_text_classifier
 from tfkit.hardware import set_mixed_precision, use_jit_compile
 from tfkit.modes import run_mode
-from tfkit.metrics import binary_metrics
+from tfkit.metrics import classifier_metrics, evaluate_classifier
 from tfkit.optim import class_weight_from_labels, optimizer_from_config
-from tfkit.runs import finish_run, start_run
+from tfkit.runs import finish_run, record_in_config, start_run
 from tfkit.tune import best_config
 
 RECIPE = "imdb_conv1d"
@@ -59,6 +60,7 @@ class Config(ClassifierConfig):
 def build_model(config):
     """002 §2.2's model on token ids of shape (batch, max_len), compiled."""
     l2 = keras.regularizers.L2(config.l2) if config.l2 else None
+    num_classes = len(config.class_names)
     model = keras.Sequential(
         [
             keras.Input(shape=(config.max_len,), dtype="int32"),
@@ -70,15 +72,18 @@ def build_model(config):
             layers.GlobalMaxPooling1D(),
             layers.Dropout(config.dropout),  # --dropout; 0 (the document's model) is a no-op
             # The document's Dense(1) has no activation, yet its binary_crossentropy reads
-            # the output as a probability: sigmoid added. float32 under mixed precision.
-            layers.Dense(1, activation="sigmoid", dtype="float32"),
+            # the output as a probability: sigmoid added; more than two classes (your own
+            # data): softmax over them. float32 under mixed precision.
+            layers.Dense(1, activation="sigmoid", dtype="float32")
+            if num_classes == 2
+            else layers.Dense(num_classes, activation="softmax", dtype="float32"),
         ],
         name=RECIPE,
     )
     model.compile(
         optimizer=optimizer_from_config(config),
-        loss="binary_crossentropy",
-        metrics=binary_metrics(),
+        loss="binary_crossentropy" if num_classes == 2 else "sparse_categorical_crossentropy",
+        metrics=classifier_metrics(num_classes),
         jit_compile=use_jit_compile(config.jit_compile, XLA_HELPS_ON_CPU),
     )
     return model
@@ -108,6 +113,7 @@ def main(argv=None):
     # Data: raw text, 20% of the training split held out for validation; the vectorizer
     # is adapted on the training text; the test split is used once, at the end.
     splits, vectorizer, (train, val, test) = imdb_text_datasets(config, run.dir)
+    config = record_in_config(run, config, class_names=splits.class_names)
     # --tune, --lr-find and --overfit-batches run here instead of the training below;
     # --learning-rate auto runs the LR range test and returns the config it chose;
     # --kfold trains on each fold, then returns the config of the final training.
@@ -131,10 +137,13 @@ def main(argv=None):
     )
 
     # Evaluate on the test split, export for TF Serving, record the run.
-    test_metrics = model.evaluate(test, return_dict=True)
+    test_metrics = evaluate_classifier(model, test, config.class_names)
     if config.export:
         export_dir = chief_or_temporary(config.export_dir or f"saved_models/{RECIPE}", strategy)
-        print("exported:", export_text_classifier(export_dir, model, vectorizer, config.max_len))
+        exported = export_text_classifier(
+            export_dir, model, vectorizer, config.max_len, config.class_names
+        )
+        print("exported:", exported)
     finish_run(run, splits, test=test_metrics, mixed_precision=policy)
 
 

@@ -2,6 +2,7 @@
 Title: IMDB sentiment with recurrent networks: SimpleRNN, LSTM, GRU, CNN-LSTM
 Source: 002 §3.6 (Keras 搭建 RNN) and §4.4 (RNN 扩展改进)
 Description: Raw review text -> Embedding -> SimpleRNN/LSTM/GRU (optionally bidirectional, or after a Conv1D front) -> sigmoid.
+Data: IMDB reviews (tfds, an aclImdb/ copy, synthetic); yours: --data csv (a table), --data dir (train/<class>/*.txt), any number of classes
 Run: python -m recipes.imdb_rnn --cell lstm --data synthetic --epochs 3
 
 `--cell simple_rnn` and `--cell lstm` are the document's model (its log: val_acc 0.80-0.82
@@ -28,9 +29,9 @@ from tfkit.distribute import chief_or_temporary, get_strategy
 from tfkit.export import export_text_classifier
 from tfkit.hardware import set_mixed_precision, use_jit_compile
 from tfkit.modes import run_mode
-from tfkit.metrics import binary_metrics
+from tfkit.metrics import classifier_metrics, evaluate_classifier
 from tfkit.optim import class_weight_from_labels, optimizer_from_config
-from tfkit.runs import finish_run, start_run
+from tfkit.runs import finish_run, record_in_config, start_run
 from tfkit.tune import best_config
 
 RECIPE = "imdb_rnn"
@@ -66,6 +67,7 @@ class Config(ClassifierConfig):
 def build_model(config):
     """002 §3.6's model (or a §4.4 variant) on token ids of shape (batch, max_len), compiled."""
     l2 = keras.regularizers.L2(config.l2) if config.l2 else None
+    num_classes = len(config.class_names)
     recurrent = {
         "simple_rnn": layers.SimpleRNN,
         "lstm": layers.LSTM,
@@ -87,14 +89,19 @@ def build_model(config):
             *front,
             recurrent,  # 002 §3.6: SimpleRNN(32), or LSTM(32)
             layers.Dropout(config.dropout),  # --dropout; 0 (the document's model) is a no-op
-            layers.Dense(1, activation="sigmoid", dtype="float32"),
+            # The document's Dense(1) has no activation, yet its binary_crossentropy reads
+            # the output as a probability: sigmoid added; more than two classes (your own
+            # data): softmax over them. float32 under mixed precision.
+            layers.Dense(1, activation="sigmoid", dtype="float32")
+            if num_classes == 2
+            else layers.Dense(num_classes, activation="softmax", dtype="float32"),
         ],
         name=f"{RECIPE}_{config.cell}",
     )
     model.compile(
         optimizer=optimizer_from_config(config),
-        loss="binary_crossentropy",
-        metrics=binary_metrics(),
+        loss="binary_crossentropy" if num_classes == 2 else "sparse_categorical_crossentropy",
+        metrics=classifier_metrics(num_classes),
         jit_compile=use_jit_compile(config.jit_compile, XLA_HELPS_ON_CPU[config.cell]),
     )
     return model
@@ -124,6 +131,7 @@ def main(argv=None):
     # Data: raw text, 20% of the training split held out for validation; the vectorizer
     # is adapted on the training text; the test split is used once, at the end.
     splits, vectorizer, (train, val, test) = imdb_text_datasets(config, run.dir)
+    config = record_in_config(run, config, class_names=splits.class_names)
     # --tune, --lr-find and --overfit-batches run here instead of the training below;
     # --learning-rate auto runs the LR range test and returns the config it chose;
     # --kfold trains on each fold, then returns the config of the final training.
@@ -147,10 +155,13 @@ def main(argv=None):
     )
 
     # Evaluate on the test split, export for TF Serving, record the run.
-    test_metrics = model.evaluate(test, return_dict=True)
+    test_metrics = evaluate_classifier(model, test, config.class_names)
     if config.export:
         export_dir = chief_or_temporary(config.export_dir or f"saved_models/{RECIPE}", strategy)
-        print("exported:", export_text_classifier(export_dir, model, vectorizer, config.max_len))
+        exported = export_text_classifier(
+            export_dir, model, vectorizer, config.max_len, config.class_names
+        )
+        print("exported:", exported)
     finish_run(run, splits, test=test_metrics, mixed_precision=policy)
 
 

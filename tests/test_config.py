@@ -33,7 +33,7 @@ def test_flags_become_a_typed_config():
         (["--dropout", "1.0"], "dropout must be in [0, 1)"),
         (["--class-weight", "heavy"], "class_weight must be none, balanced"),
         (["--data", "dir"], "--data dir needs --data-dir"),
-        (["--data", "dir", "--data-dir", "/no/such/folder"], "data_dir is not a folder"),
+        (["--data", "dir", "--data-dir", "/no/such/folder"], "data_dir does not exist"),
         (["--learning-rate", "0"], "learning_rate must be > 0"),
         (["--clipnorm", "1", "--global-clipnorm", "1"], "only one of clipnorm, clipvalue"),
         (["--clipnorm", "1", "--clipvalue", "0.5"], "only one of clipnorm, clipvalue"),

@@ -61,7 +61,7 @@ def test_dir_reads_the_aclimdb_layout_and_ignores_unsup(tmp_path):
 
 def test_dir_rejects_a_malformed_folder(tmp_path):
     (tmp_path / "aclImdb" / "train" / "pos").mkdir(parents=True)
-    with pytest.raises(DataError, match="test/neg"):
+    with pytest.raises(DataError, match="two classes at least; found: pos"):
         load_imdb("dir", str(tmp_path))
 
 

@@ -50,6 +50,8 @@ def list_recipes(args):
     for name, path in recipes.items():
         header = recipe_header(path)
         print(f"{name:<{width}}  {header.get('Title', '')}  [{header.get('Source', '?')}]")
+        if header.get("Data"):
+            print(f"{'':<{width}}  data: {header['Data']}")
         print(f"{'':<{width}}  run: python -m recipes.{name} --help")
 
 

@@ -41,6 +41,8 @@ def build_parser(config_class, prog=None, description=None):
     )
     hints = typing.get_type_hints(config_class)
     for config_field in dataclasses.fields(config_class):
+        if config_field.metadata.get("derived"):
+            continue
         name = config_field.metadata.get("name") or "--" + config_field.name.replace("_", "-")
         kind = _base_type(hints[config_field.name])
         options = {
@@ -117,7 +119,7 @@ def command_line(prog, config, **changes):
     words = [prog]
     for config_field in dataclasses.fields(config):
         value = getattr(config, config_field.name)
-        if value == config_field.default:
+        if value == config_field.default or config_field.metadata.get("derived"):
             continue
         name = config_field.metadata.get("name") or "--" + config_field.name.replace("_", "-")
         if isinstance(value, bool):

@@ -21,6 +21,11 @@ INITIAL_BIAS = ("none", "auto")
 STRATEGIES = ("auto", "default", "mirrored", "multi_worker")
 
 
+def derived(default, help):
+    """A config field the data decides, not a flag (the classes of a dataset)."""
+    return field(default=default, metadata={"help": help, "derived": True})
+
+
 def flag(default, help, choices=None, name=None):
     """A config field that is also a command-line flag with this help text.
 
@@ -268,6 +273,14 @@ class ClassifierConfig(TrainConfig):
         for name in ("loss", "accuracy", "auc", "pr_auc", "precision", "recall", "f1")
     )
 
+    data: str = flag(
+        "tfds",
+        "IMDB from tfds or synthetic; dir: aclImdb/ or any train/<class>/*.txt tree; csv: a "
+        "table (.csv .tsv .jsonl .parquet) of texts and labels",
+        (*DATA_SOURCES, "csv"),
+    )
+    text_column: str = flag("text", "--data csv: the column of the texts")
+    label_column: str = flag("label", "--data csv: the column of the labels (any names)")
     validation_split: float = flag(
         0.2, "fraction of the training split held out for validation (002 §2.2 uses 0.2)"
     )
@@ -284,6 +297,10 @@ class ClassifierConfig(TrainConfig):
     initial_bias: str = flag(
         "none", "auto: start the output at the log prior of the classes trained on", INITIAL_BIAS
     )
+
+    # Decided by the data, not a flag: two classes keep the documents' sigmoid output,
+    # more get a softmax over K (`tfkit.metrics.classifier_head`).
+    class_names: tuple = derived(("neg", "pos"), "the classes in label order")
 
     # Regularisation.
     l2: float = flag(0.0, "L2 kernel regulariser on the layers that have kernels (000, 001)")

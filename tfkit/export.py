@@ -65,17 +65,33 @@ def export_for_serving(export_dir, serve, input_signature, resources):
     return final
 
 
-def export_text_classifier(export_dir, model, vectorizer, sequence_length):
-    """Exports raw text in, `probability` out: the vectorizer and padding inside.
+def export_text_classifier(
+    export_dir, model, vectorizer, sequence_length, class_names=("neg", "pos")
+):
+    """Exports raw text in, the class out: the vectorizer and padding inside.
 
-    The signature takes `text` (tf.string, shape [None]) and returns `probability`
-    (float32, shape [None]), the model's sigmoid output for each review.
+    The signature takes `text` (tf.string, shape [None]) and returns `probabilities`
+    (float32, [None, K], in the order of `class_names`) and `label` (the likeliest
+    class's name, tf.string, [None]); a two-class model also returns `probability`
+    (float32, [None]), its sigmoid output, the probability of `class_names[1]`.
     """
+    names = tf.constant(list(class_names))
 
     def serve(text):
         ids = texts_to_ids(vectorizer, text, sequence_length)
-        probability = tf.cast(model(ids, training=False), tf.float32)
-        return {"probability": tf.reshape(probability, [-1])}
+        output = tf.cast(model(ids, training=False), tf.float32)
+        if len(class_names) == 2:
+            probability = tf.reshape(output, [-1])
+            probabilities = tf.stack([1.0 - probability, probability], axis=1)
+        else:
+            probabilities = output
+        outputs = {
+            "probabilities": probabilities,
+            "label": tf.gather(names, tf.argmax(probabilities, axis=1)),
+        }
+        if len(class_names) == 2:
+            outputs["probability"] = probability
+        return outputs
 
     texts_to_ids(vectorizer, tf.constant([""]), sequence_length)  # builds an unused layer
     signature = [tf.TensorSpec(shape=[None], dtype=tf.string, name="text")]

@@ -17,7 +17,7 @@ import os
 import numpy as np
 import pandas as pd
 
-from tfkit.diagnostics.verdict import binary_confusion
+from tfkit.diagnostics.verdict import confusion
 from tfkit.runs import history_figure, write_atomic
 
 STYLE = """
@@ -146,18 +146,20 @@ def _results_section(run):
     parts = []
     test = metrics.get("test")
     if test:
-        parts.append(
-            _table([(name, _number(value)) for name, value in test.items()], ("metric", "test"))
-        )
+        scalars = [(name, _number(value)) for name, value in test.items() if _is_number(value)]
+        parts.append(_table(scalars, ("metric", "test")))
         counts = (metrics.get("class_counts") or {}).get("test")
-        matrix = binary_confusion(test, counts or {})
+        matrix = confusion(test, counts or {})
         if matrix is not None:
             matrix = np.rint(matrix).astype(int)
             names = list(counts)
             parts.append("<p>Confusion matrix on the test split (rows: true class):</p>")
             parts.append(
                 _table(
-                    [(f"true {names[i]}", *(int(v) for v in matrix[i])) for i in range(2)],
+                    [
+                        (f"true {name}", *(int(v) for v in matrix[i]))
+                        for i, name in enumerate(names)
+                    ],
                     ("", *(f"predicted {name}" for name in names)),
                 )
             )
@@ -314,6 +316,10 @@ def _table(rows, columns=None, header=True):
         for row in rows
     )
     return f"<table>{head}{body}</table>"
+
+
+def _is_number(value):
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def _number(value):

@@ -30,6 +30,7 @@ NOT_TRAINING_FLAGS = frozenset(
         "strategy", "logical_cpus", "jit_compile",
         "tune", "tuner", "max_trials", "executions_per_trial", "objective", "retrain_best",
         "lr_find", "overfit_batches",
+        "class_names",  # what the data holds, recorded once it is read
     }
 )  # fmt: skip
 LOCK_FILE = ".lock"
@@ -117,8 +118,20 @@ def start_run(recipe, config, strategy):
     return Run(recipe, folder, config, strategy, lock)
 
 
+def record_in_config(run, config, **derived):
+    """`config` with the fields the data decided (`class_names`), also written to config.json."""
+    path = os.path.join(run.dir, "config.json")
+    with open(path) as file:
+        record = json.load(file)
+    news = json.loads(json.dumps(derived))  # tuples as JSON lists, to compare
+    if any(record.get(name) != value for name, value in news.items()):  # else left untouched
+        write_json(path, {**record, **news})
+    return dataclasses.replace(config, **derived)
+
+
 def finish_run(run, splits=None, curves=None, **metrics):
-    """Writes `metrics.json` and `curves.png`, prints the diagnosis, lets go of the folder.
+    """Writes `metrics.json`, `curves.png` (and `confusion.png`), prints the diagnosis, lets
+    go of the folder.
 
     `metrics.json` holds `metrics` (e.g. `test`), the data source, the split sizes and
     `class_counts`, the strategy, `resumed` (each resume of the run as
@@ -131,6 +144,12 @@ def finish_run(run, splits=None, curves=None, **metrics):
     record.update(run.results)
     if splits is not None:
         record.update(data=splits.source, class_counts=splits.class_counts(), **splits.sizes())
+        if splits.dropped_rows:
+            record["dropped_rows"] = splits.dropped_rows
+    matrix = (metrics.get("test") or {}).get("confusion_matrix")
+    if matrix is not None and splits is not None:
+        figure = confusion_figure(matrix, splits.class_names, f"{run.recipe}: test split")
+        save_figure(figure, os.path.join(run.dir, "confusion.png"))
     history = os.path.join(run.dir, "history.csv")
     if os.path.exists(history):
         source = record.get("data", run.config.data)
@@ -364,6 +383,33 @@ def save_figure(figure, png_path):
     """Writes a matplotlib Figure as a PNG, atomically."""
     with atomic_path(png_path) as temporary:
         figure.savefig(temporary, dpi=80, format="png")
+
+
+def confusion_figure(matrix, class_names, title=None):
+    """A confusion matrix (rows the true class) as a matplotlib Figure, counts in the cells."""
+    import numpy as np
+    from matplotlib.figure import Figure
+
+    matrix = np.asarray(matrix)
+    size = 2 + 0.6 * len(class_names)
+    figure = Figure(figsize=(size + 1, size))
+    axis = figure.subplots()
+    image = axis.imshow(matrix, cmap="Blues")
+    ticks = range(len(class_names))
+    axis.set_xticks(ticks, class_names, rotation=45, ha="right")
+    axis.set_yticks(ticks, class_names)
+    axis.set_xlabel("predicted")
+    axis.set_ylabel("true")
+    for (row, column), count in np.ndenumerate(matrix):
+        dark = count > matrix.max() / 2
+        axis.text(
+            column, row, int(count), ha="center", va="center", color="white" if dark else "black"
+        )
+    figure.colorbar(image)
+    if title:
+        axis.set_title(title)
+    figure.tight_layout()
+    return figure
 
 
 def history_figure(history, pairs=None, title=None):

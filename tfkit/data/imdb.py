@@ -1,12 +1,10 @@
 """IMDB movie reviews as raw text with 0/1 labels, from TFDS, a local aclImdb/ or synthetic."""
 
-import os
-
 import numpy as np
 
 from tfkit.data.download import download_and_prepare
 from tfkit.data.splits import split_and_cap
-from tfkit.errors import DataError
+from tfkit.data.texts import read_class_folders
 
 TFDS_NAME = "imdb_reviews"
 DOWNLOAD_URL = "https://ai.stanford.edu/~amaas/data/sentiment/aclImdb_v1.tar.gz"
@@ -24,22 +22,24 @@ def load_imdb(source, data_dir=None, seed=1337, validation_split=0.2, max_exampl
     """Loads IMDB reviews as raw strings.
 
     Args:
-        source: "tfds", "dir" (an `aclImdb/` folder) or "synthetic".
+        source: "tfds", "dir" (an `aclImdb/` folder, or any `train/<class>/` tree:
+            `tfkit.data.texts.read_class_folders`) or "synthetic".
         data_dir: the TFDS data directory, or the folder holding (or being) `aclImdb/`.
         seed: seeds the validation split and synthetic data.
         validation_split: fraction of the training split held out for validation.
         max_examples: caps each split, for quick runs.
 
     Returns:
-        `Splits` of `(texts, labels)`: object arrays of `bytes` and int32 0/1 labels.
+        `Splits` of `(texts, labels)`: object arrays of `bytes` and int32 labels.
 
     Raises:
         DataError: the data cannot be downloaded or the folder is malformed.
     """
+    class_names = CLASS_NAMES
     if source == "tfds":
         train, test = _from_tfds(data_dir)
-    elif source == "dir":
-        train, test = _from_directory(data_dir)
+    elif source == "dir":  # aclImdb/, or any tree of class folders
+        train, test, class_names = read_class_folders(data_dir)
     elif source == "synthetic":
         # A capped run generates only what its capped train and validation splits need.
         needed = NUM_TRAIN
@@ -51,7 +51,9 @@ def load_imdb(source, data_dir=None, seed=1337, validation_split=0.2, max_exampl
         test = synthetic_reviews(num_test, seed + 1)
     else:
         raise ValueError(f"unknown data source. Received: data={source!r}")
-    return split_and_cap(train, test, source, validation_split, seed, max_examples)
+    return split_and_cap(
+        train, test, source, validation_split, seed, max_examples, class_names=class_names
+    )
 
 
 def _from_tfds(data_dir):
@@ -67,41 +69,6 @@ def _from_tfds(data_dir):
         texts = np.concatenate([texts for texts, _ in batches]).astype(object)
         labels = np.concatenate([labels for _, labels in batches]).astype("int32")
         splits.append((texts, labels))
-    return splits
-
-
-def _from_directory(data_dir):
-    import keras
-
-    root = os.path.join(data_dir, "aclImdb")
-    root = root if os.path.isdir(root) else data_dir
-    expected = [os.path.join(root, s, c) for s in ("train", "test") for c in CLASS_NAMES]
-    missing = [path for path in expected if not os.path.isdir(path)]
-    if missing:
-        raise DataError(
-            f"{data_dir} is not an aclImdb/ copy: missing {', '.join(missing)}. "
-            "It needs train/pos, train/neg, test/pos and test/neg folders of .txt reviews."
-        )
-    splits = []
-    for split in ("train", "test"):
-        folder = os.path.join(root, split)
-        dataset = keras.utils.text_dataset_from_directory(
-            folder,
-            class_names=list(CLASS_NAMES),  # also skips train/unsup
-            batch_size=None,
-            shuffle=False,
-            verbose=False,
-        )
-        texts, labels = [], []
-        for text, label in dataset.as_numpy_iterator():
-            texts.append(text)
-            labels.append(label)
-        if not labels or len(set(labels)) < 2:
-            raise DataError(
-                f"{folder} needs .txt reviews in both pos/ and neg/; found {len(labels)} "
-                f"reviews of {len(set(labels))} class(es)."
-            )
-        splits.append((np.array(texts, dtype=object), np.array(labels, dtype="int32")))
     return splits
 
 

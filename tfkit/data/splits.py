@@ -1,8 +1,11 @@
 """Train/validation/test arrays and the one way they are split and capped."""
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
+
+TEST_SHARE = 0.2  # held out for the test when the data has no test split
 
 
 @dataclass
@@ -12,15 +15,16 @@ class Splits:
     train: tuple
     val: tuple
     test: tuple
-    source: str  # "tfds", "dir" or "synthetic": recorded in every output
+    source: str  # "tfds", "dir", "csv" or "synthetic": recorded in every output
     class_names: tuple = ("neg", "pos")  # label i is class_names[i]
+    dropped_rows: dict = dataclasses.field(default_factory=dict)  # {split: rows left out}
 
     def with_validation_in_training(self):
         """These splits with the validation examples moved into training (for a final fit)."""
         inputs = np.concatenate([self.train[0], self.val[0]])
         labels = np.concatenate([self.train[1], self.val[1]])
         empty = (self.val[0][:0], self.val[1][:0])
-        return Splits((inputs, labels), empty, self.test, self.source, self.class_names)
+        return dataclasses.replace(self, train=(inputs, labels), val=empty)
 
     def sizes(self):
         """Example counts, as recorded in metrics.json."""
@@ -97,25 +101,38 @@ def kfold_splits(splits, folds, seed):
         train_index = rng.permutation(np.flatnonzero(fold_of != fold))
         val_index = np.flatnonzero(fold_of == fold)
         result.append(
-            Splits(
-                (inputs[train_index], labels[train_index]),
-                (inputs[val_index], labels[val_index]),
-                splits.test,
-                splits.source,
-                splits.class_names,
+            dataclasses.replace(
+                splits,
+                train=(inputs[train_index], labels[train_index]),
+                val=(inputs[val_index], labels[val_index]),
             )
         )
     return result
 
 
-def split_and_cap(train, test, source, validation_split, seed, max_examples=None):
+def split_and_cap(
+    train,
+    test,
+    source,
+    validation_split,
+    seed,
+    max_examples=None,
+    class_names=("neg", "pos"),
+    dropped_rows=None,
+):
     """Holds out a seeded, stratified `validation_split` of `train`; caps each split.
 
-    `max_examples` caps each split by a seeded draw that keeps its class mix. The
-    test split is left for the final evaluation only.
+    Without a `test` split (None), a stratified `TEST_SHARE` of `train` is held out
+    for it first. `max_examples` caps each split by a seeded draw that keeps its class
+    mix. The test split is left for the final evaluation only.
     """
-    inputs, labels = train
     rng = np.random.default_rng(seed)
+    if test is None:
+        test_index = stratified_sample(train[1], round(len(train[1]) * TEST_SHARE), rng)
+        rest = np.setdiff1d(np.arange(len(train[1])), test_index)
+        test = (train[0][test_index], train[1][test_index])
+        train = (train[0][rest], train[1][rest])
+    inputs, labels = train
     num_val = max(1, int(round(len(labels) * validation_split)))
     val_index = stratified_sample(labels, num_val, rng)
     train_index = np.setdiff1d(np.arange(len(labels)), val_index)
@@ -130,4 +147,6 @@ def split_and_cap(train, test, source, validation_split, seed, max_examples=None
         val=(inputs[val_index], labels[val_index]),
         test=(test[0][test_index], test[1][test_index]),
         source=source,
+        class_names=tuple(class_names),
+        dropped_rows=dropped_rows or {},
     )

@@ -7,6 +7,7 @@ SimpleRNN scored 0.5 on such input), so `texts_to_ids` pads at the front as
 `pad_sequences` does, in graph ops that also run inside the exported model.
 """
 
+import dataclasses
 import os
 
 import numpy as np
@@ -14,7 +15,6 @@ import tensorflow as tf
 import keras
 
 from tfkit.data.order import Balance, epoch_batches
-from tfkit.data.splits import Splits
 
 
 def adapt_vectorizer(texts, max_tokens=10_000, batch_size=1024):
@@ -63,14 +63,11 @@ def imdb_text_datasets(config, run_dir=None):
         search trials to re-batch without vectorizing again); `val` is None under
         `--retrain-best` and `--kfold`.
     """
-    from tfkit.data.imdb import load_imdb
     from tfkit.finetune import VOCABULARY_FILE, vocabulary_path
     from tfkit.errors import UsageError
     from tfkit.runs import write_atomic
 
-    splits = load_imdb(
-        config.data, config.data_dir, config.seed, config.validation_split, config.max_examples
-    )
+    splits = load_texts(config)
     if config.retrain_best or config.kfold:  # the final model learns from all of them
         splits = splits.with_validation_in_training()
     print(f"classes: {splits.describe()}")
@@ -97,6 +94,35 @@ def imdb_text_datasets(config, run_dir=None):
             "training words here are not among them and read as [UNK]"
         )
     return ids, vectorizer, batched_datasets(ids, config.batch_size, config.seed, config.resample)
+
+
+def load_texts(config):
+    """The labelled texts `--data` names, split: IMDB (tfds, synthetic, an aclImdb/ copy),
+    a tree of class folders (dir) or a table (csv), with the class names in order."""
+    from tfkit.data.imdb import load_imdb
+    from tfkit.data.splits import split_and_cap
+    from tfkit.data.texts import read_tables
+
+    if config.data != "csv":
+        return load_imdb(
+            config.data, config.data_dir, config.seed, config.validation_split, config.max_examples
+        )
+    train, test, class_names, dropped = read_tables(
+        config.data_dir, config.text_column, config.label_column
+    )
+    if any(dropped.values()):
+        counts = ", ".join(f"{split} {count}" for split, count in dropped.items())
+        print(f"dropped {sum(dropped.values())} row(s) without a text or a label ({counts})")
+    return split_and_cap(
+        train,
+        test,
+        "csv",
+        config.validation_split,
+        config.seed,
+        config.max_examples,
+        class_names=class_names,
+        dropped_rows=dropped,
+    )
 
 
 def read_vocabulary(path):
@@ -144,8 +170,8 @@ def vectorize_splits(splits, vectorizer, sequence_length):
     def ids(split):
         return vectorize(vectorizer, split[0], sequence_length), split[1]
 
-    return Splits(
-        ids(splits.train), ids(splits.val), ids(splits.test), splits.source, splits.class_names
+    return dataclasses.replace(
+        splits, train=ids(splits.train), val=ids(splits.val), test=ids(splits.test)
     )
 
 
@@ -155,11 +181,14 @@ def batched_datasets(splits, batch_size, seed, resample=None):
     The training split comes in a new order every epoch, a function of `seed` and the
     epoch (`tfkit.data.order`), so a resumed run trains on the same batches; with
     `resample` ("over" or "under") each epoch holds every class equally often. Labels
-    have shape `(batch, 1)`, float32; validation is None when the split is empty.
+    have shape `(batch, 1)`, float32 for two classes, `(batch,)` int32 class ids for
+    more; validation is None when the split is empty.
     """
 
     def arrays(split):
         ids, labels = split
+        if len(splits.class_names) > 2:  # sparse categorical cross-entropy: class ids
+            return ids, np.asarray(labels, dtype="int32")
         return ids, np.asarray(labels, dtype="float32").reshape(-1, 1)
 
     def pipeline(split):

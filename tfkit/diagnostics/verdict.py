@@ -110,12 +110,15 @@ def _weights(class_weight, num_classes):
     return np.array([(class_weight or {}).get(label, 1.0) for label in range(num_classes)])
 
 
-def binary_confusion(metrics, class_counts):
-    """A binary classifier's confusion matrix [[TN, FP], [FN, TP]], rows the true class.
+def confusion(metrics, class_counts):
+    """The confusion matrix of a split, rows the true class, columns the predicted.
 
-    Derived from its logged `precision` and `recall` and the split's class counts (in
-    label order); None for other than two classes or without those metrics.
+    The evaluated `confusion_matrix` where the metrics hold one (the test split); for
+    two classes otherwise derived from the logged `precision` and `recall` and the
+    split's class counts, [[TN, FP], [FN, TP]]; None when neither is there.
     """
+    if "confusion_matrix" in metrics:
+        return np.array(metrics["confusion_matrix"], dtype="float64")
     if len(class_counts) != 2 or not {"precision", "recall"} <= set(metrics):
         return None
     negatives, positives = class_counts.values()
@@ -345,7 +348,7 @@ def _majority_class(history, class_counts, test):
         counts, split = class_counts["val"], "validation"
     else:
         return None
-    matrix = binary_confusion(metrics, counts)
+    matrix = confusion(metrics, counts)
     if matrix is None or "accuracy" not in metrics:
         return None
     baseline = majority_baseline(counts)

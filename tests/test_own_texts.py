@@ -1,0 +1,149 @@
+"""The text recipes on one's own data: tables, class folders, any number of classes."""
+
+import json
+import os
+import re
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from recipes import imdb_conv1d, imdb_rnn
+from tfkit.data.texts import read_class_folders, read_tables
+from tfkit.errors import DataError
+
+TOPICS = ("billing", "bug", "feature", "login")
+
+
+def tickets(count, seed=0):
+    """Support tickets of four topics: each holds cue words of its topic among common words."""
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, len(TOPICS), count)
+    texts = []
+    for label in labels:
+        words = [f"w{i}" for i in rng.integers(0, 300, rng.integers(10, 40))]
+        words += [f"{TOPICS[label]}{i}" for i in rng.integers(0, 8, rng.integers(2, 5))]
+        rng.shuffle(words)
+        texts.append(" ".join(words))
+    return pd.DataFrame({"body": texts, "topic": [TOPICS[label] for label in labels]})
+
+
+def test_a_csv_with_quotes_commas_newlines_and_missing_fields(tmp_path):
+    table = pd.DataFrame(
+        {
+            "text": ['He said "no", twice', "line one\nline two, with a comma", None, "NA", "ok"],
+            "label": ["b", "a", "a", "c", None],
+        }
+    )
+    table.to_csv(tmp_path / "train.csv", index=False)
+    train, test, class_names, dropped = read_tables(str(tmp_path))
+    assert class_names == ("a", "b", "c") and test is None
+    assert dropped == {"train": 2}  # no text; no label
+    assert list(train[0]) == [b'He said "no", twice', b"line one\nline two, with a comma", b"NA"]
+    assert list(train[1]) == [1, 0, 2]
+
+
+@pytest.mark.parametrize("suffix", [".tsv", ".jsonl", ".parquet"])
+def test_other_table_formats_and_a_test_table(tmp_path, suffix):
+    frames = {"train": tickets(40), "test": tickets(12, seed=1)}
+    for split, frame in frames.items():
+        path = tmp_path / f"{split}{suffix}"
+        if suffix == ".tsv":
+            frame.to_csv(path, sep="\t", index=False)
+        elif suffix == ".jsonl":
+            frame.to_json(path, orient="records", lines=True)
+        else:
+            frame.to_parquet(path)
+    train, test, class_names, _ = read_tables(str(tmp_path), "body", "topic")
+    assert class_names == TOPICS
+    assert len(train[1]) == 40 and len(test[1]) == 12
+    assert TOPICS[train[1][0]] == frames["train"]["topic"][0]
+
+
+def test_numbers_as_labels_keep_their_order(tmp_path):
+    pd.DataFrame({"text": list("abcd"), "label": [10, 2, 1, 2]}).to_json(
+        tmp_path / "train.jsonl", orient="records", lines=True
+    )
+    _, _, class_names, _ = read_tables(str(tmp_path))
+    assert class_names == ("1", "2", "10")
+
+
+def test_missing_columns_and_files_are_one_line_naming_what_exists(tmp_path):
+    tickets(5).to_csv(tmp_path / "train.csv", index=False)
+    with pytest.raises(
+        DataError, match=r"no column 'text' \(--text-column\); its columns: body, topic"
+    ):
+        read_tables(str(tmp_path))
+    with pytest.raises(DataError, match="no train table.*it holds: notes.txt"):
+        (tmp_path / "other").mkdir()
+        (tmp_path / "other" / "notes.txt").write_text("x")
+        read_tables(str(tmp_path / "other"))
+
+
+def test_class_folders_with_any_names(tmp_path):
+    for split, frame in (("train", tickets(30)), ("test", tickets(10, seed=1))):
+        for number, (text, topic) in enumerate(zip(frame["body"], frame["topic"])):
+            folder = tmp_path / split / topic
+            folder.mkdir(parents=True, exist_ok=True)
+            (folder / f"{number}.txt").write_text(text)
+    train, test, class_names = read_class_folders(str(tmp_path))
+    assert class_names == TOPICS and len(train[1]) == 30 and len(test[1]) == 10
+
+
+def test_four_classes_train_evaluate_and_export_labels(tmp_path):
+    data = tmp_path / "tickets.csv"
+    tickets(400).to_csv(data, index=False)
+    run, export = tmp_path / "run", tmp_path / "export"
+    imdb_conv1d.main(
+        ["--data", "csv", "--data-dir", str(data), "--text-column", "body"]
+        + ["--label-column", "topic", "--run-dir", str(run), "--export-dir", str(export)]
+        + ["--epochs", "2", "--batch-size", "32", "--max-len", "60", "--learning-rate", "3e-3"]
+        + ["--class-weight", "balanced"]
+    )
+    config = json.loads((run / "config.json").read_text())
+    assert config["class_names"] == list(TOPICS)
+    metrics = json.loads((run / "metrics.json").read_text())
+    test = metrics["test"]
+    assert np.array(test["confusion_matrix"]).shape == (4, 4)
+    assert sum(map(sum, test["confusion_matrix"])) == metrics["test_examples"] == 80
+    assert set(test["per_class"]) == set(TOPICS) and 0 <= test["macro_f1"] <= 1
+    assert {"accuracy", "f1", "loss"} <= set(test)
+    assert (run / "confusion.png").exists()
+    assert metrics["diagnosis"]["first_loss"]["expected"] == pytest.approx(np.log(4), rel=0.01)
+
+    # The export answers with the class names, checked with saved_model_cli.
+    version = os.path.join(export, "1")
+    cli = os.path.join(os.path.dirname(sys.executable), "saved_model_cli")
+    result = subprocess.run(
+        [cli, "run", "--dir", version, "--tag_set", "serve"]
+        + ["--signature_def", "serving_default"]
+        + ["--input_exprs", "text=['billing3 billing5 w1 w2', 'login1 login4 w3']"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "Result for output key label" in result.stdout
+    assert "Result for output key probabilities" in result.stdout
+    assert "probability:" not in result.stdout.replace("probabilities", "")
+    assert re.search(r"b'(billing|bug|feature|login)'", result.stdout)
+
+
+def test_two_classes_of_a_table_keep_the_probability_output(tmp_path):
+    frame = tickets(120)
+    frame["topic"] = np.where(frame["topic"] == "bug", "urgent", "normal")
+    frame.to_csv(tmp_path / "train.csv", index=False)
+    export = tmp_path / "export"
+    imdb_rnn.main(
+        ["--data", "csv", "--data-dir", str(tmp_path), "--text-column", "body"]
+        + ["--label-column", "topic", "--run-dir", str(tmp_path / "run")]
+        + ["--export-dir", str(export), "--epochs", "1", "--max-len", "40", "--units", "8"]
+    )
+    import tensorflow as tf
+
+    serve = tf.saved_model.load(os.path.join(export, "1")).signatures["serving_default"]
+    out = serve(text=tf.constant(["w1 bug3", "w2"]))
+    assert set(out) == {"probability", "probabilities", "label"}
+    assert out["probabilities"].shape == (2, 2)
+    np.testing.assert_allclose(out["probabilities"][:, 1], out["probability"], atol=1e-6)
+    assert set(out["label"].numpy()) <= {b"normal", b"urgent"}

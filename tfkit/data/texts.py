@@ -1,0 +1,182 @@
+"""Labelled texts of one's own: a table (CSV, TSV, JSONL, Parquet) or a tree of class folders.
+
+Both give `(texts, labels)` pairs like IMDB's, texts as UTF-8 bytes and labels as the
+index of their class in `class_names`: the labels' values in natural order (numbers
+by value, names alphabetically), the order `text_dataset_from_directory` gives folders.
+Without a test table or test folder, `tfkit.data.splits.split_and_cap` holds a seeded,
+stratified test split out of the training data.
+"""
+
+import os
+
+import numpy as np
+import pandas as pd
+
+from tfkit.errors import DataError
+
+TABLE_FORMATS = (".csv", ".tsv", ".jsonl", ".parquet")
+IMDB_CLASSES = ("neg", "pos")
+
+
+def read_tables(data_dir, text_column="text", label_column="label"):
+    """The texts and labels of `data_dir`: a folder with `train.<ext>` (and maybe `test.<ext>`),
+    or one table file.
+
+    Rows with no text or no label are dropped and counted.
+
+    Returns:
+        `(train, test, class_names, dropped)`: `(texts, labels)` pairs (test None when
+        there is no test table), the class names in label order, and
+        `{"train": n, "test": m}` rows dropped.
+
+    Raises:
+        DataError: no table, an unreadable one, or a missing column (naming what exists).
+    """
+    if os.path.isfile(data_dir):
+        paths = {"train": data_dir, "test": None}
+    else:
+        paths = {split: _table_path(data_dir, split) for split in ("train", "test")}
+        if paths["train"] is None:
+            found = ", ".join(sorted(os.listdir(data_dir))) or "nothing"
+            raise DataError(
+                f"{data_dir} has no train table (train.csv, train.tsv, train.jsonl or "
+                f"train.parquet); it holds: {found}"
+            )
+    tables, dropped = {}, {}
+    for split, path in paths.items():
+        if path is None:
+            continue
+        table = _read_table(path)
+        for column, flag in ((text_column, "--text-column"), (label_column, "--label-column")):
+            if column not in table.columns:
+                raise DataError(
+                    f"{path} has no column {column!r} ({flag}); its columns: "
+                    + ", ".join(map(str, table.columns))
+                )
+        texts, labels = table[text_column], _label_names(table[label_column])
+        keep = texts.notna() & (texts.astype(str).str.len() > 0) & labels.notna()
+        dropped[split] = int((~keep).sum())
+        tables[split] = (texts[keep].astype(str), labels[keep])
+    class_names = natural_order(pd.concat([labels for _, labels in tables.values()]).unique())
+    pairs = {
+        split: _as_pair(texts, labels, class_names) for split, (texts, labels) in tables.items()
+    }
+    return pairs["train"], pairs.get("test"), tuple(class_names), dropped
+
+
+def read_class_folders(data_dir):
+    """The `.txt` files of `train/<class>/` (and `test/<class>/`) under `data_dir`.
+
+    An `aclImdb/` copy (in `data_dir` or being it) is read as IMDB: its classes are
+    neg and pos, and `train/unsup/` is left out.
+
+    Returns:
+        `(train, test, class_names)`: `(texts, labels)` pairs, test None without `test/`.
+
+    Raises:
+        DataError: no `train/` folder, fewer than two classes, or a class without texts.
+    """
+    import keras
+
+    root = os.path.join(data_dir, "aclImdb")
+    root = root if os.path.isdir(root) else data_dir
+    train_dir, test_dir = os.path.join(root, "train"), os.path.join(root, "test")
+    if not os.path.isdir(train_dir):
+        found = ", ".join(sorted(os.listdir(root))) or "nothing"
+        raise DataError(
+            f"{data_dir} has no train/ folder; it needs train/<class>/*.txt (and maybe "
+            f"test/<class>/*.txt), or use --data csv for a table. It holds: {found}"
+        )
+    if all(os.path.isdir(os.path.join(train_dir, name)) for name in IMDB_CLASSES):
+        class_names = IMDB_CLASSES  # aclImdb: unsup/ and the bag-of-words files left out
+    else:
+        class_names = tuple(
+            sorted(
+                name
+                for name in os.listdir(train_dir)
+                if os.path.isdir(os.path.join(train_dir, name)) and not name.startswith(".")
+            )
+        )
+    if len(class_names) < 2:
+        raise DataError(
+            f"{train_dir} needs a folder of .txt files per class, two classes at least; "
+            f"found: {', '.join(class_names) or 'no folder'}"
+        )
+    pairs = []
+    for folder in (train_dir, test_dir):
+        if folder == test_dir and not os.path.isdir(test_dir):
+            pairs.append(None)
+            continue
+        missing = [c for c in class_names if not os.path.isdir(os.path.join(folder, c))]
+        if missing:
+            raise DataError(f"{folder} lacks the class folder(s) {', '.join(missing)}")
+        dataset = keras.utils.text_dataset_from_directory(
+            folder, class_names=list(class_names), batch_size=None, shuffle=False, verbose=False
+        )
+        texts, labels = [], []
+        for text, label in dataset.as_numpy_iterator():
+            texts.append(text)
+            labels.append(label)
+        labels = np.array(labels, dtype="int32")
+        empty = [name for i, name in enumerate(class_names) if not (labels == i).any()]
+        if folder == train_dir and empty:
+            raise DataError(f"{folder}: no .txt file in the class folder(s) {', '.join(empty)}")
+        pairs.append((np.array(texts, dtype=object), labels))
+    return pairs[0], pairs[1], class_names
+
+
+def natural_order(values):
+    """Label values in order: by number when all are whole numbers, else alphabetically."""
+    values = [str(value) for value in values]
+    try:
+        return sorted(values, key=int)
+    except ValueError:
+        return sorted(values)
+
+
+def _table_path(folder, split):
+    for suffix in TABLE_FORMATS:
+        path = os.path.join(folder, split + suffix)
+        if os.path.isfile(path):
+            return path
+    return None
+
+
+def _read_table(path):
+    suffix = os.path.splitext(path)[1].lower()
+    try:
+        if suffix in (".csv", ".tsv"):
+            # Only an empty field is missing: a text "NA" or "null" stays a text.
+            return pd.read_csv(
+                path,
+                sep="\t" if suffix == ".tsv" else ",",
+                dtype=str,
+                keep_default_na=False,
+                na_values=[""],
+            )
+        if suffix == ".jsonl":
+            return pd.read_json(path, lines=True, dtype=False)
+        if suffix == ".parquet":
+            return pd.read_parquet(path)
+    except (ValueError, OSError, UnicodeDecodeError, pd.errors.ParserError) as error:
+        raise DataError(f"{path} cannot be read as a {suffix[1:]} table: {error}") from None
+    raise DataError(
+        f"{path}: --data csv reads {', '.join(TABLE_FORMATS)} files, not {suffix or 'this'}"
+    )
+
+
+def _label_names(labels):
+    """Labels as strings; 1.0 read from JSON or Parquet is the class "1", as in a CSV."""
+    if pd.api.types.is_float_dtype(labels):
+        whole = labels.dropna()
+        if (whole == whole.round()).all():
+            return labels.map(lambda value: None if pd.isna(value) else str(int(value)))
+    return labels.map(lambda value: None if pd.isna(value) else str(value).strip() or None)
+
+
+def _as_pair(texts, labels, class_names):
+    index = {name: i for i, name in enumerate(class_names)}
+    return (
+        np.array([text.encode("utf-8") for text in texts], dtype=object),
+        np.array([index[label] for label in labels], dtype="int32"),
+    )
