@@ -288,13 +288,13 @@ def _classifier_fit(history, checks, class_counts, test):
     # Judged on validation where there is one: a model that memorises random labels
     # lowers its training loss, yet learns nothing.
     if start and _smooth(watched).min() >= NOT_LEARNING_LOSS * start:
-        auc = float(history[auc_column].max()) if auc_column in history else 0.5
-        if auc < NOT_LEARNING_AUC:
+        auc = float(history[auc_column].max()) if auc_column in history else None
+        if auc is None or auc < NOT_LEARNING_AUC:  # K > 2 classes log no AUC
             name = "validation" if has_val else "training"
+            seen = f", best {name} AUC {auc:.3f}" if auc is not None else ""
             return (
                 "not learning",
-                f"{name} loss {watched.iloc[-1]:.3f} is still near its start {start:.3f}, "
-                f"best {name} AUC {auc:.3f}",
+                f"{name} loss {watched.iloc[-1]:.3f} is still near its start {start:.3f}{seen}",
                 best_epoch,
             )
     majority = _majority_class(history, class_counts, test)
