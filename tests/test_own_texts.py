@@ -147,3 +147,10 @@ def test_two_classes_of_a_table_keep_the_probability_output(tmp_path):
     assert out["probabilities"].shape == (2, 2)
     np.testing.assert_allclose(out["probabilities"][:, 1], out["probability"], atol=1e-6)
     assert set(out["label"].numpy()) <= {b"normal", b"urgent"}
+
+
+def test_a_missing_table_path_is_a_failure_naming_what_is_there(tmp_path):
+    (tmp_path / "tickets.csv").write_text("text,label\na,b\n")
+    command = ["--data", "csv", "--data-dir", str(tmp_path / "ticket.csv")]
+    with pytest.raises(DataError, match="ticket.csv does not exist; .* holds: .*tickets.csv"):
+        imdb_conv1d.main(command + ["--run-dir", str(tmp_path / "run")])  # DataError: exit 1

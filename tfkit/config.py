@@ -251,14 +251,9 @@ class TrainConfig:
             f"--data {self.data} needs --data-dir pointing at the data",
             data_dir=self.data_dir,
         )
-        _check(
-            self.data in ("tfds", "synthetic") or os.path.exists(self.data_dir),
-            "data_dir does not exist; give the path of the data",
-            data_dir=self.data_dir,
-        )
-        _check(
-            self.data not in ("dir", "images") or os.path.isdir(self.data_dir),
-            f"data_dir is not a folder; --data {self.data} reads a folder",
+        _check(  # csv and images: the loader names what is there instead (exit 1)
+            self.data != "dir" or os.path.isdir(self.data_dir),
+            "data_dir is not a folder; give the path of the dataset's local copy",
             data_dir=self.data_dir,
         )
 

@@ -32,6 +32,10 @@ def read_tables(data_dir, text_column="text", label_column="label"):
     Raises:
         DataError: no table, an unreadable one, or a missing column (naming what exists).
     """
+    if not os.path.exists(data_dir):
+        parent = os.path.dirname(os.path.abspath(data_dir))
+        found = ", ".join(sorted(os.listdir(parent))) if os.path.isdir(parent) else "no folder"
+        raise DataError(f"{data_dir} does not exist; {parent} holds: {found}")
     if os.path.isfile(data_dir):
         paths = {"train": data_dir, "test": None}
     else:
