@@ -34,6 +34,7 @@ NOT_TRAINING_FLAGS = frozenset(
     }
 )  # fmt: skip
 LOCK_FILE = ".lock"
+TEMPORARY = ".tmp-"  # the prefix of a file being written (`atomic_path`)
 
 
 def default_run_dir(recipe):
@@ -268,7 +269,9 @@ def _check_folder_belongs(folder, record, overwrite, search=False, mode=None):
     config_path = os.path.join(folder, "config.json")
     kind = "search" if search else "run"
     if not os.path.exists(config_path):
-        others = [name for name in _listdir(folder) if not name.startswith(LOCK_FILE)]
+        # Locks, and another process's file half-written under its temporary name (the
+        # processes of a distributed search start in the same folder at once).
+        others = [n for n in _listdir(folder) if not n.startswith((LOCK_FILE, TEMPORARY))]
         if search and "search.json" in others:
             return  # a search from before searches kept their config: resumed as it was
         if others:
@@ -346,7 +349,9 @@ def atomic_path(path):
     """
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=os.path.basename(path))
+    handle, temporary = tempfile.mkstemp(
+        dir=folder, prefix=TEMPORARY, suffix=os.path.basename(path)
+    )
     os.close(handle)
     try:
         yield temporary
