@@ -1,7 +1,7 @@
 """
 Title: IMDB sentiment with recurrent networks: SimpleRNN, LSTM, GRU, CNN-LSTM
 Source: 002 §3.6 (Keras 搭建 RNN) and §4.4 (RNN 扩展改进)
-Description: Raw review text -> Embedding -> SimpleRNN/LSTM/GRU (optionally bidirectional, or after a Conv1D front) -> sigmoid.
+Description: Raw review text -> Embedding -> SimpleRNN/LSTM/GRU (optionally bidirectional, or after a Conv1D front) -> sigmoid (softmax for more than two classes of your own).
 Data: IMDB reviews (tfds, an aclImdb/ copy, synthetic); yours: --data csv (a table), --data dir (train/<class>/*.txt), any number of classes
 Run: python -m recipes.imdb_rnn --cell lstm --data synthetic --epochs 3
 
@@ -128,8 +128,10 @@ def main(argv=None):
     run = start_run(RECIPE, config, strategy)
     policy = set_mixed_precision(config.mixed_precision, BF16_HELPS_ON_CPU[config.cell])
 
-    # Data: raw text, 20% of the training split held out for validation; the vectorizer
-    # is adapted on the training text; the test split is used once, at the end.
+    # Data: IMDB or your own texts (--data csv|dir), 20% of the training split held out
+    # for validation; the vectorizer is adapted on the training text (or comes with
+    # --init-from's model); the test split is used once, at the end. The classes are the
+    # data's: two keep the document's sigmoid output, more get a softmax.
     splits, vectorizer, (train, val, test) = imdb_text_datasets(config, run.dir)
     config = record_in_config(run, config, class_names=splits.class_names)
     # --tune, --lr-find and --overfit-batches run here instead of the training below;
