@@ -154,3 +154,15 @@ def test_a_missing_table_path_is_a_failure_naming_what_is_there(tmp_path):
     command = ["--data", "csv", "--data-dir", str(tmp_path / "ticket.csv")]
     with pytest.raises(DataError, match="ticket.csv does not exist; .* holds: .*tickets.csv"):
         imdb_conv1d.main(command + ["--run-dir", str(tmp_path / "run")])  # DataError: exit 1
+
+
+def test_a_search_of_four_classes_refuses_an_objective_they_do_not_log(tmp_path):
+    from tfkit.errors import UsageError
+
+    tickets(60).to_csv(tmp_path / "train.csv", index=False)
+    with pytest.raises(UsageError, match="--objective val_auc: a model of 4 classes logs"):
+        imdb_conv1d.main(
+            ["--data", "csv", "--data-dir", str(tmp_path), "--text-column", "body"]
+            + ["--label-column", "topic", "--tune", "--objective", "val_auc"]
+            + ["--run-dir", str(tmp_path / "search")]
+        )

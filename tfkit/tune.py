@@ -27,6 +27,7 @@ TUNERS = {
     "grid": keras_tuner.GridSearch,
 }
 PROJECT = "search"  # keras-tuner's own subfolder
+MULTICLASS_LOGS = ("loss", "accuracy", "f1")  # what a softmax classifier logs
 
 
 def direction(objective):
@@ -137,6 +138,12 @@ def search(recipe, config, build_model, search_space, fit_arguments, strategy=No
 
 def _search(recipe, config, build_model, search_space, fit_arguments, strategy, directory):
     objective = objective_of(config)
+    classes = len(getattr(config, "class_names", ()))
+    if classes > 2 and objective.removeprefix("val_") not in MULTICLASS_LOGS:
+        raise UsageError(
+            f"--objective {objective}: a model of {classes} classes logs "
+            f"{', '.join(MULTICLASS_LOGS)} (and their val_ twins); choose one of those"
+        )
     record = {
         "recipe": recipe,
         "tuner": config.tuner,
