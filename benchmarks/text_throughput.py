@@ -4,7 +4,7 @@ Both train the same model on the same integer data (synthetic reviews turned int
 the document's 500-token sequences) at the same batch size for the same steps, in
 this one process. The plain script is 002's code as Keras 3 runs it: numpy arrays
 into `fit`, float32, `metrics=['acc']`, no callbacks. tfkit is the recipe as it
-trains: its `tf.data` pipeline, its five metrics, its callbacks, and what
+trains: its `tf.data` pipeline, its six metrics, its callbacks, and what
 `--mixed-precision auto` and `--jit-compile auto` pick on this machine.
 
 Timings on a shared CPU come in quanta and drift with the neighbours' load: the two
