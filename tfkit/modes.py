@@ -25,7 +25,7 @@ import pandas as pd
 from tfkit import cli
 from tfkit.data.splits import kfold_splits
 from tfkit.diagnostics import capacity, lr_find
-from tfkit.runs import seed_everything, write_atomic, write_json
+from tfkit.runs import seed_everything, update_config_json, write_atomic, write_json
 from tfkit.tune import search
 
 
@@ -117,11 +117,7 @@ def auto_learning_rate(recipe, config, build_model, fit_arguments, strategy, run
         return dataclasses.replace(config, learning_rate=learning_rate)
 
     learning_rate = find_learning_rate(recipe, config, build_model, fit_arguments, strategy, run)
-    path = os.path.join(run.dir, "config.json")
-    with open(path) as file:
-        record = json.load(file)
-    record.update(learning_rate=learning_rate, learning_rate_source="lr-find")
-    write_json(path, record)
+    update_config_json(run.dir, learning_rate=learning_rate, learning_rate_source="lr-find")
     _new_session(config)
     return dataclasses.replace(config, learning_rate=learning_rate)
 

@@ -121,13 +121,18 @@ def start_run(recipe, config, strategy):
 
 def record_in_config(run, config, **derived):
     """`config` with the fields the data decided (`class_names`), also written to config.json."""
-    path = os.path.join(run.dir, "config.json")
+    update_config_json(run.dir, **derived)
+    return dataclasses.replace(config, **derived)
+
+
+def update_config_json(folder, **fields):
+    """Adds `fields` to `folder`'s config.json; a file that already says so is left untouched."""
+    path = os.path.join(folder, "config.json")
     with open(path) as file:
         record = json.load(file)
-    news = json.loads(json.dumps(derived))  # tuples as JSON lists, to compare
-    if any(record.get(name) != value for name, value in news.items()):  # else left untouched
+    news = json.loads(json.dumps(fields, default=_plain))  # tuples as JSON lists, to compare
+    if any(record.get(name) != value for name, value in news.items()):
         write_json(path, {**record, **news})
-    return dataclasses.replace(config, **derived)
 
 
 def finish_run(run, splits=None, curves=None, **metrics):
