@@ -15,6 +15,7 @@ import pandas as pd
 import keras
 
 from tfkit.backup import ExactBackupAndRestore
+from tfkit.data.order import balanced_count
 from tfkit.diagnostics.gradients import GradientHealth
 from tfkit.finetune import fine_tuning
 from tfkit.diagnostics.verdict import FirstLossCheck, expected_first_loss, prior_loss
@@ -141,8 +142,7 @@ def trained_counts(class_counts, resample):
     """The class counts one epoch trains on: the split's, or equal ones when resampled."""
     if not resample:
         return class_counts
-    present = [count for count in class_counts.values() if count]
-    per_class = max(present) if resample == "over" else min(present)
+    per_class = balanced_count([count for count in class_counts.values() if count], resample)
     return {name: per_class if count else 0 for name, count in class_counts.items()}
 
 

@@ -112,7 +112,12 @@ def balanced_size(labels, how):
     """Examples in a balanced epoch: K × the largest class ("over") or the smallest ("under")."""
     counts = np.bincount(np.asarray(labels).ravel().astype("int64"))
     counts = counts[counts > 0]
-    return len(counts) * int(counts.max() if how == "over" else counts.min())
+    return len(counts) * balanced_count(counts, how)
+
+
+def balanced_count(counts, how):
+    """Examples of each class in a balanced epoch, from the classes' (non-zero) counts."""
+    return int(max(counts) if how == "over" else min(counts))
 
 
 def balanced_indices(labels, how, rng):
