@@ -18,7 +18,12 @@ from tfkit.backup import ExactBackupAndRestore
 from tfkit.data.order import balanced_count
 from tfkit.diagnostics.gradients import GradientHealth
 from tfkit.finetune import fine_tuning
-from tfkit.diagnostics.verdict import FirstLossCheck, expected_first_loss, prior_loss
+from tfkit.diagnostics.verdict import (
+    FirstLossCheck,
+    expected_first_loss,
+    prior_loss,
+    weights_in_label_order,
+)
 from tfkit.optim import class_weight_from_labels, scheduled_learning_rate
 from tfkit.runs import write_atomic
 
@@ -120,7 +125,7 @@ class InitialBias(keras.callbacks.Callback):
     def on_train_begin(self, logs=None):
         output = self.model.layers[-1]
         counts = np.array(list(self.class_counts.values()), dtype="float64")
-        weights = [(self.class_weight or {}).get(label, 1.0) for label in range(len(counts))]
+        weights = weights_in_label_order(self.class_weight, len(counts))
         mass = np.maximum(counts * weights, 1e-12)
         shares = mass / mass.sum()
         bias = np.log(shares[1] / shares[0]) if output.units == 1 else np.log(shares)

@@ -86,7 +86,7 @@ def expected_first_loss(class_counts, class_weight=None):
         class_weight: `fit`'s class weights {label: weight}, or None.
     """
     counts = np.array(list(class_counts.values()), dtype="float64")
-    scale = float((counts * _weights(class_weight, len(counts))).sum() / counts.sum())
+    scale = float((counts * weights_in_label_order(class_weight, len(counts))).sum() / counts.sum())
     return math.log(len(counts)) * scale
 
 
@@ -99,13 +99,13 @@ def prior_loss(class_counts, class_weight=None):
     bias).
     """
     counts = np.array(list(class_counts.values()), dtype="float64")
-    mass = counts * _weights(class_weight, len(counts))
+    mass = counts * weights_in_label_order(class_weight, len(counts))
     present = mass > 0
     shares = mass[present] / mass.sum()
     return float(-(mass[present] * np.log(shares)).sum() / counts.sum())
 
 
-def _weights(class_weight, num_classes):
+def weights_in_label_order(class_weight, num_classes):
     """`fit`'s {label: weight} as an array in label order (1 where absent)."""
     return np.array([(class_weight or {}).get(label, 1.0) for label in range(num_classes)])
 
