@@ -4,6 +4,8 @@ import keras
 import numpy as np
 from keras import ops
 
+from tfkit.diagnostics.verdict import per_class
+
 
 def classifier_metrics(num_classes):
     """`binary_metrics()` for two classes; accuracy and macro-F1 for more."""
@@ -60,18 +62,14 @@ def evaluate_classifier(model, dataset, class_names):
         predicted = probabilities.argmax(axis=-1)
     k = len(class_names)
     matrix = np.bincount(true * k + predicted, minlength=k * k).reshape(k, k)
-    per_class, f1s = {}, []
-    for index, name in enumerate(class_names):
-        hits, said, actual = matrix[index, index], matrix[:, index].sum(), matrix[index].sum()
-        precision = hits / said if said else 0.0
-        recall = hits / actual if actual else 0.0
-        f1s.append(2 * precision * recall / (precision + recall) if precision + recall else 0.0)
-        per_class[name] = {
-            "precision": float(precision),
-            "recall": float(recall),
-            "examples": int(actual),
-        }
+    classes = per_class(matrix, class_names)
+    f1s = [
+        2 * c["precision"] * c["recall"] / (c["precision"] + c["recall"])
+        if c["precision"] + c["recall"]
+        else 0.0
+        for c in classes.values()
+    ]
     metrics.update(
-        confusion_matrix=matrix.tolist(), per_class=per_class, macro_f1=float(np.mean(f1s))
+        confusion_matrix=matrix.tolist(), per_class=classes, macro_f1=float(np.mean(f1s))
     )
     return metrics

@@ -17,7 +17,7 @@ import os
 import numpy as np
 import pandas as pd
 
-from tfkit.diagnostics.verdict import confusion
+from tfkit.diagnostics.verdict import confusion, per_class
 from tfkit.runs import history_figure, write_atomic
 
 STYLE = """
@@ -291,13 +291,10 @@ def _config_section(run):
 
 
 def _per_class(matrix, names):
-    rows = []
-    for index, name in enumerate(names):
-        predicted, actual = matrix[:, index].sum(), matrix[index].sum()
-        precision = matrix[index, index] / predicted if predicted else float("nan")
-        recall = matrix[index, index] / actual if actual else float("nan")
-        rows.append((html.escape(name), _number(precision), _number(recall), int(actual)))
-    return rows
+    return [
+        (html.escape(name), _number(c["precision"]), _number(c["recall"]), c["examples"])
+        for name, c in per_class(matrix, names, undefined=float("nan")).items()
+    ]
 
 
 def _table(rows, columns=None, header=True):

@@ -131,6 +131,24 @@ def confusion(metrics, class_counts):
     )
 
 
+def per_class(matrix, class_names, undefined=0.0):
+    """{name: {"precision", "recall", "examples"}} of each class from a confusion matrix.
+
+    Rows are the true class. A precision of a class never predicted (or a recall of
+    one never present) is `undefined`: 0.0 as Keras's metrics say, or NaN for display.
+    """
+    matrix = np.asarray(matrix)
+    result = {}
+    for index, name in enumerate(class_names):
+        hits, said, actual = matrix[index, index], matrix[:, index].sum(), matrix[index].sum()
+        result[name] = {
+            "precision": float(hits / said) if said else undefined,
+            "recall": float(hits / actual) if actual else undefined,
+            "examples": int(actual),
+        }
+    return result
+
+
 def majority_baseline(class_counts):
     """Always answering the commonest class: {"class", "accuracy", "auc"} (AUC 0.5)."""
     total = sum(class_counts.values())
