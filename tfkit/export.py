@@ -79,18 +79,13 @@ def export_text_classifier(
 
     def serve(text):
         ids = texts_to_ids(vectorizer, text, sequence_length)
-        output = tf.cast(model(ids, training=False), tf.float32)
-        if len(class_names) == 2:
-            probability = tf.reshape(output, [-1])
-            probabilities = tf.stack([1.0 - probability, probability], axis=1)
-        else:
-            probabilities = output
-        outputs = {
-            "probabilities": probabilities,
-            "label": tf.gather(names, tf.argmax(probabilities, axis=1)),
-        }
-        if len(class_names) == 2:
-            outputs["probability"] = probability
+        probabilities = tf.cast(model(ids, training=False), tf.float32)
+        outputs = {}
+        if len(class_names) == 2:  # the sigmoid's output, as clients of earlier exports read it
+            outputs["probability"] = tf.reshape(probabilities, [-1])
+            probabilities = tf.stack([1.0 - outputs["probability"], outputs["probability"]], 1)
+        outputs["probabilities"] = probabilities
+        outputs["label"] = tf.gather(names, tf.argmax(probabilities, axis=1))
         return outputs
 
     texts_to_ids(vectorizer, tf.constant([""]), sequence_length)  # builds an unused layer
