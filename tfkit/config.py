@@ -165,11 +165,7 @@ class TrainConfig:
             "lr_decay_epochs must be > 0",
             lr_decay_epochs=self.lr_decay_epochs,
         )
-        _check(
-            0 < self.lr_decay_factor < 1,
-            "lr_decay_factor must be in (0, 1)",
-            lr_decay_factor=self.lr_decay_factor,
-        )
+        check_inside(self, 0, 1, "lr_decay_factor")
         _check(
             not (self.tune and self.strategy == "multi_worker"),
             "--tune spreads over machines with keras-tuner's own chief and workers (README, "
@@ -338,16 +334,7 @@ class ClassifierConfig(TrainConfig):
             self, 0, "l2", "early_stopping_patience", "reduce_lr_patience", "overfit_batches"
         )
         _check(0 <= self.dropout < 1, "dropout must be in [0, 1)", dropout=self.dropout)
-        _check(
-            0 < self.validation_split < 1,
-            "validation_split must be in (0, 1)",
-            validation_split=self.validation_split,
-        )
-        _check(
-            0 < self.reduce_lr_factor < 1,
-            "reduce_lr_factor must be in (0, 1)",
-            reduce_lr_factor=self.reduce_lr_factor,
-        )
+        check_inside(self, 0, 1, "validation_split", "reduce_lr_factor")
         parse_class_weight(self.class_weight)  # raises ValueError when malformed
         _check(
             self.kfold == 0 or self.kfold >= 2, "kfold must be >= 2 (or 0: off)", kfold=self.kfold
@@ -418,6 +405,13 @@ def check_at_least(config, minimum, *names):
         value = getattr(config, name)
         if value < minimum:
             raise ValueError(f"{name} must be >= {minimum}. Received: {name}={value}")
+
+
+def check_inside(config, low, high, *names):
+    """Raises ValueError naming the first of the `names` fields not strictly between the bounds."""
+    for name in names:
+        value = getattr(config, name)
+        _check(low < value < high, f"{name} must be in ({low}, {high})", **{name: value})
 
 
 def to_dict(config):
