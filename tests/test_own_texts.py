@@ -166,3 +166,66 @@ def test_a_search_of_four_classes_refuses_an_objective_they_do_not_log(tmp_path)
             + ["--label-column", "topic", "--tune", "--objective", "val_auc"]
             + ["--run-dir", str(tmp_path / "search")]
         )
+
+
+def test_class_folders_named_neg_and_pos_among_others_keep_every_class(tmp_path):
+    for name in ("neg", "neu", "pos"):
+        (tmp_path / "train" / name).mkdir(parents=True)
+        (tmp_path / "train" / name / "0.txt").write_text(f"a {name} text")
+    _, _, class_names = read_class_folders(str(tmp_path))
+    assert class_names == ("neg", "neu", "pos")
+    # The aclImdb layout: unsup/ beside neg/ and pos/ is unlabelled, not a class.
+    (tmp_path / "train" / "neu").rename(tmp_path / "train" / "unsup")
+    train, _, class_names = read_class_folders(str(tmp_path))
+    assert class_names == ("neg", "pos") and len(train[1]) == 2
+
+
+def test_a_tsv_reads_quotes_as_text(tmp_path):
+    rows = ['"quoted at the start\ta', "plain\tb", 'a "quote" inside\ta', '"\tb', "last\ta"]
+    (tmp_path / "train.tsv").write_text("text\tlabel\n" + "\n".join(rows) + "\n")
+    train, _, class_names, _ = read_tables(str(tmp_path))
+    assert [text.decode() for text in train[0]] == [row.split("\t")[0] for row in rows]
+    assert class_names == ("a", "b") and list(train[1]) == [0, 1, 0, 1, 0]
+
+
+@pytest.mark.parametrize("labels", [["spam", "spam", "spam"], [None, None, None]])
+def test_a_table_of_one_class_is_one_line_naming_the_column(tmp_path, labels):
+    path = tmp_path / "train.csv"
+    pd.DataFrame({"body": ["a", "b", "c"], "kind": labels}).to_csv(path, index=False)
+    found = "spam" if labels[0] else "no label"
+    with pytest.raises(
+        DataError,
+        match=rf"{path} needs two classes at least in column 'kind' \(--label-column\); "
+        rf"found: {found}$",
+    ):
+        read_tables(str(tmp_path), "body", "kind")
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".tsv", ".jsonl"])
+def test_a_table_with_a_byte_order_mark_reads_as_without(tmp_path, suffix):
+    frame = pd.DataFrame({"text": ["café au lait", "tea"], "label": ["b", "a"]})
+    if suffix == ".jsonl":
+        text = frame.to_json(orient="records", lines=True, force_ascii=False)
+    else:
+        text = frame.to_csv(sep="\t" if suffix == ".tsv" else ",", index=False)
+    (tmp_path / f"train{suffix}").write_bytes(b"\xef\xbb\xbf" + text.encode("utf-8"))
+    train, _, class_names, _ = read_tables(str(tmp_path))
+    assert list(train[0]) == ["café au lait".encode(), b"tea"] and list(train[1]) == [1, 0]
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".tsv", ".jsonl"])
+def test_a_table_not_in_utf8_is_one_line_naming_the_byte(tmp_path, suffix):
+    lines = {
+        ".csv": "text,label\ntea,a\ncafé,b\n",
+        ".tsv": "text\tlabel\ntea\ta\ncafé\tb\n",
+        ".jsonl": '{"text": "tea", "label": "a"}\n{"text": "café", "label": "b"}\n',
+    }[suffix]
+    raw = lines.encode("latin-1")  # as a spreadsheet saves "ANSI" text
+    path = tmp_path / f"train{suffix}"
+    path.write_bytes(raw)
+    with pytest.raises(
+        DataError,
+        match=rf"^{path} is not UTF-8 text \(byte 0xe9 at position {raw.index(0xE9)}\); "
+        "save it as UTF-8$",
+    ):
+        read_tables(str(tmp_path))

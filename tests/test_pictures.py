@@ -4,10 +4,10 @@ import json
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import ExifTags, Image
 
 from recipes import dcgan_cifar10
-from tfkit.data.pictures import load_pictures
+from tfkit.data.pictures import load_pictures, read_picture
 from tfkit.errors import DataError
 
 
@@ -66,3 +66,52 @@ def test_the_dcgan_trains_on_a_folder_of_pictures(tmp_path):
     assert metrics["train_examples"] == 5
     assert [s["file"] for s in metrics["skipped_files"]] == ["nested/broken.jpg", "notes.png"]
     assert list((run / "samples").iterdir()) and list((tmp_path / "export").iterdir())
+
+
+@pytest.mark.parametrize(
+    "mode, value, grey",
+    [
+        ("I;16", 32768, 128),  # mid-grey of a 16-bit PNG, as Pillow opens it
+        ("I;16B", 32768, 128),  # big-endian 16-bit, from a TIFF
+        ("I", 32768, 128),  # 32-bit integers holding 16-bit values
+        ("F", 32768.0, 128),
+        ("I", 100, 100),  # 32-bit integers within 0..255 are 8-bit values already
+    ],
+)
+def test_16_bit_pictures_are_scaled_to_8_bits_not_clipped(tmp_path, mode, value, grey):
+    dtype = {"I;16": np.uint16, "I;16B": ">u2", "I": np.int32, "F": np.float32}[mode]
+    values = np.full((20, 30), value, dtype)
+    if mode == "I;16B":
+        picture = Image.frombytes(mode, (30, 20), values.tobytes())
+    else:
+        picture = Image.fromarray(values)
+    path = tmp_path / ("grey.png" if mode == "I;16" else "grey.tif")
+    picture.save(path)
+    assert Image.open(path).mode == mode
+    (image,), _ = load_pictures(str(tmp_path), size=8)
+    assert np.abs(image.astype(int) - grey).max() <= 1
+
+
+def test_a_phone_photo_is_turned_upright_by_its_exif_orientation(tmp_path):
+    stored = np.zeros((40, 80, 3), np.uint8)  # stored sideways: red left half, blue right
+    stored[:, :40] = (255, 0, 0)
+    stored[:, 40:] = (0, 0, 255)
+    exif = Image.Exif()
+    exif[ExifTags.Base.Orientation] = 6  # shown turned 90 degrees clockwise
+    Image.fromarray(stored).save(tmp_path / "phone.jpg", exif=exif, quality=95)
+    (image,), _ = load_pictures(str(tmp_path), size=32)
+    # Upright, the stored left side is the top: red above blue.
+    assert image[:12, :, 0].mean() > 200 and image[:12, :, 2].mean() < 60
+    assert image[-12:, :, 2].mean() > 200 and image[-12:, :, 0].mean() < 60
+
+
+def test_read_picture_gives_the_whole_picture_upright_in_8_bit_rgb(tmp_path):
+    stored = np.zeros((20, 40), np.uint16)  # 16-bit, stored sideways: white left half
+    stored[:, :20] = 65535
+    exif = Image.Exif()
+    exif[ExifTags.Base.Orientation] = 6
+    Image.fromarray(stored).save(tmp_path / "sideways.png", exif=exif)
+    picture = read_picture(tmp_path / "sideways.png")
+    assert picture.mode == "RGB" and picture.size == (20, 40)  # 20 wide, 40 high
+    pixels = np.asarray(picture)
+    assert (pixels[:20] == 255).all() and (pixels[20:] == 0).all()

@@ -1,10 +1,11 @@
 """A folder of one's own pictures as GAN training images (uint8, size x size x 3).
 
 Every file under the folder, nested folders too, is tried with Pillow: PNG, JPEG, BMP,
-GIF (its first frame) and whatever else Pillow reads, in any size and mode (greyscale,
-RGBA and palettes are laid on white, then RGB). Each is centre-cropped to a square and
-resized. A file that cannot be decoded (broken, truncated, not a picture at all) is
-skipped and named, never fatal.
+GIF (its first frame) and whatever else Pillow reads, in any size and mode (`read_picture`:
+turned upright by its EXIF orientation, 16-bit scaled to 8, greyscale, RGBA and palettes
+laid on white, then RGB). Each is centre-cropped to a square and resized. A file that
+cannot be decoded (broken, truncated, not a picture at all) is skipped and named, never
+fatal.
 
 The pictures are decoded once per run into memory, in one pass, and then batched by the
 same seeded pipeline as CIFAR-10 (`tfkit.data.order`): decoding in tf.data would
@@ -15,10 +16,13 @@ broken file without naming it (as `image_dataset_from_directory` does).
 import os
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageOps
 
 from tfkit.data.splits import stratified_sample
 from tfkit.errors import DataError
+
+# Pillow's modes of 16-bit greyscale, 0..65535 (a 16-bit PNG opens as I;16).
+SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N")
 
 
 def load_pictures(folder, size=32, seed=1337, max_examples=None):
@@ -42,7 +46,11 @@ def load_pictures(folder, size=32, seed=1337, max_examples=None):
     images, skipped = [], []
     for path in sorted(_files(folder)):
         try:
-            images.append(_square(path, size))
+            # A JPEG decodes at a fraction of its size when that is still 4x the target:
+            # a 12-megapixel photo then takes a fifth of the time.
+            picture = read_picture(path, min_side=4 * size)
+            square = ImageOps.fit(picture, (size, size), Image.Resampling.LANCZOS)
+            images.append(np.asarray(square, dtype=np.uint8))
         except (OSError, ValueError, Image.DecompressionBombError) as error:
             skipped.append({"file": os.path.relpath(path, folder), "error": _reason(error)})
     if not images:
@@ -64,21 +72,46 @@ def _files(folder):
                 yield os.path.join(root, name)
 
 
-def _square(path, size):
-    """The picture at `path` as RGB on white, its centre square resized to `size`."""
+def read_picture(path, min_side=None):
+    """The picture at `path` as an upright 8-bit RGB `PIL.Image`, transparency laid on white.
+
+    Args:
+        path: a file Pillow reads (the first frame of an animation).
+        min_side: when given, a JPEG may decode at a fraction of its size as long as both
+            sides stay at least this; other formats ignore it.
+
+    Raises:
+        OSError, ValueError or `Image.DecompressionBombError`: Pillow cannot decode it.
+    """
     with Image.open(path) as picture:
-        # A JPEG decodes at a fraction of its size when that is still 4x the target: a
-        # 12-megapixel photo then takes a fifth of the time. Other formats ignore it.
-        picture.draft(None, (4 * size, 4 * size))
+        if min_side:
+            picture.draft(None, (min_side, min_side))
         picture.load()  # a truncated file fails here, not later
-        rgba = picture.convert("RGBA")
+        # First of all: a phone stores a portrait photo as landscape plus an EXIF
+        # Orientation tag, and anything done before turning it would be done sideways.
+        picture = ImageOps.exif_transpose(picture)
+    rgba = _eight_bits(picture).convert("RGBA")
     canvas = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-    rgb = Image.alpha_composite(canvas, rgba).convert("RGB")
-    width, height = rgb.size
-    side = min(width, height)
-    left, top = (width - side) // 2, (height - side) // 2
-    square = rgb.crop((left, top, left + side, top + side))
-    return np.asarray(square.resize((size, size), Image.Resampling.LANCZOS), dtype=np.uint8)
+    return Image.alpha_composite(canvas, rgba).convert("RGB")
+
+
+def _eight_bits(picture):
+    """A 16- or 32-bit greyscale picture scaled to 8 bits (mode L); other modes as they are.
+
+    `convert("RGB")` clips such values at 255: 16-bit mid-grey (32768) would come out
+    white. The I;16 modes hold 0..65535. Modes I (32-bit integers) and F (floats) carry no
+    range, and Pillow opens some 16-bit PNGs and TIFFs as I: values above 255 are read as
+    16-bit (0..65535, scaled by 1/257), values within 0..255 as 8-bit already; negative
+    values become 0.
+    """
+    if picture.mode in SIXTEEN_BIT_MODES:
+        picture, scale = picture.convert("I"), 1 / 257  # point() refuses I;16B
+    elif picture.mode in ("I", "F"):
+        scale = 1 / 257 if picture.getextrema()[1] > 255 else 1
+    else:
+        return picture
+    # + 0.5 rounds to the nearest level, as convert("L") truncates: 32768 gives 128.
+    return picture.point(lambda value: value * scale + 0.5).convert("L")
 
 
 def _reason(error):

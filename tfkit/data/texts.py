@@ -7,6 +7,8 @@ Without a test table or test folder, `tfkit.data.splits.split_and_cap` holds a s
 stratified test split out of the training data.
 """
 
+import csv
+import io
 import os
 
 import numpy as np
@@ -22,7 +24,9 @@ def read_tables(data_dir, text_column="text", label_column="label"):
     """The texts and labels of `data_dir`: a folder with `train.<ext>` (and maybe `test.<ext>`),
     or one table file.
 
-    Rows with no text or no label are dropped and counted.
+    Rows with no text or no label are dropped and counted. CSV, TSV and JSONL are read
+    as UTF-8 (a leading byte-order mark is dropped); a TSV has no quoting, so a quote is
+    text, as in the tab-separated files spreadsheets and databases write.
 
     Returns:
         `(train, test, class_names, dropped)`: `(texts, labels)` pairs (test None when
@@ -30,7 +34,8 @@ def read_tables(data_dir, text_column="text", label_column="label"):
         `{"train": n, "test": m}` rows dropped.
 
     Raises:
-        DataError: no table, an unreadable one, or a missing column (naming what exists).
+        DataError: no table, an unreadable one or one not in UTF-8, a missing column
+        (naming what exists), or a train table of fewer than two classes.
     """
     if not os.path.exists(data_dir):
         parent = os.path.dirname(os.path.abspath(data_dir))
@@ -61,6 +66,12 @@ def read_tables(data_dir, text_column="text", label_column="label"):
         keep = texts.notna() & (texts.astype(str).str.len() > 0) & labels.notna()
         dropped[split] = int((~keep).sum())
         tables[split] = (texts[keep].astype(str), labels[keep])
+        if split == "train" and labels[keep].nunique() < 2:
+            found = ", ".join(natural_order(labels[keep].unique())) or "no label"
+            raise DataError(
+                f"{path} needs two classes at least in column {label_column!r} "
+                f"(--label-column); found: {found}"
+            )
     class_names = natural_order(pd.concat([labels for _, labels in tables.values()]).unique())
     pairs = {
         split: _as_pair(texts, labels, class_names) for split, (texts, labels) in tables.items()
@@ -71,8 +82,9 @@ def read_tables(data_dir, text_column="text", label_column="label"):
 def read_class_folders(data_dir):
     """The `.txt` files of `train/<class>/` (and `test/<class>/`) under `data_dir`.
 
-    An `aclImdb/` copy (in `data_dir` or being it) is read as IMDB: its classes are
-    neg and pos, and `train/unsup/` is left out.
+    An `aclImdb/` copy (in `data_dir` or being it) is read as IMDB: when `train/` holds
+    neg/, pos/ and unsup/ and nothing else, unsup/ (unlabelled reviews) is left out.
+    Any other set of folders, neg/ and pos/ among them or not, are all classes.
 
     Returns:
         `(train, test, class_names)`: `(texts, labels)` pairs, test None without `test/`.
@@ -91,16 +103,15 @@ def read_class_folders(data_dir):
             f"{data_dir} has no train/ folder; it needs train/<class>/*.txt (and maybe "
             f"test/<class>/*.txt), or use --data csv for a table. It holds: {found}"
         )
-    if all(os.path.isdir(os.path.join(train_dir, name)) for name in IMDB_CLASSES):
-        class_names = IMDB_CLASSES  # aclImdb: unsup/ and the bag-of-words files left out
+    folders = {
+        name
+        for name in os.listdir(train_dir)
+        if os.path.isdir(os.path.join(train_dir, name)) and not name.startswith(".")
+    }
+    if folders == {*IMDB_CLASSES, "unsup"}:
+        class_names = IMDB_CLASSES  # aclImdb: unsup/ is unlabelled, not a class
     else:
-        class_names = tuple(
-            sorted(
-                name
-                for name in os.listdir(train_dir)
-                if os.path.isdir(os.path.join(train_dir, name)) and not name.startswith(".")
-            )
-        )
+        class_names = tuple(sorted(folders))
     if len(class_names) < 2:
         raise DataError(
             f"{train_dir} needs a folder of .txt files per class, two classes at least; "
@@ -148,25 +159,45 @@ def _table_path(folder, split):
 
 def _read_table(path):
     suffix = os.path.splitext(path)[1].lower()
+    if suffix not in TABLE_FORMATS:
+        raise DataError(
+            f"{path}: --data csv reads {', '.join(TABLE_FORMATS)} files, not {suffix or 'this'}"
+        )
     try:
-        if suffix in (".csv", ".tsv"):
-            # Only an empty field is missing: a text "NA" or "null" stays a text.
-            return pd.read_csv(
-                path,
-                sep="\t" if suffix == ".tsv" else ",",
-                dtype=str,
-                keep_default_na=False,
-                na_values=[""],
-            )
-        if suffix == ".jsonl":
-            return pd.read_json(path, lines=True, dtype=False)
         if suffix == ".parquet":
             return pd.read_parquet(path)
-    except (ValueError, OSError, UnicodeDecodeError, pd.errors.ParserError) as error:
+        text = io.StringIO(_utf8_text(path))
+        if suffix == ".jsonl":
+            return pd.read_json(text, lines=True, dtype=False)
+        # Only an empty field is missing: a text "NA" or "null" stays a text. TSV has no
+        # quoting: a field that starts with a quote is text, not the start of a quoted field.
+        return pd.read_csv(
+            text,
+            sep="\t" if suffix == ".tsv" else ",",
+            quoting=csv.QUOTE_NONE if suffix == ".tsv" else csv.QUOTE_MINIMAL,
+            dtype=str,
+            keep_default_na=False,
+            na_values=[""],
+        )
+    except (ValueError, OSError, pd.errors.ParserError) as error:
         raise DataError(f"{path} cannot be read as a {suffix[1:]} table: {error}") from None
-    raise DataError(
-        f"{path}: --data csv reads {', '.join(TABLE_FORMATS)} files, not {suffix or 'this'}"
-    )
+
+
+def _utf8_text(path):
+    """The text of a table file, without the byte-order mark Excel and Notepad may put first.
+
+    Decoded here, not by pandas, so that every text format drops the mark (read_json does
+    not) and a file in another encoding is named with the exact offset of its first bad byte.
+    """
+    with open(path, "rb") as file:
+        data = file.read()
+    try:
+        return data.decode("utf-8").removeprefix("\ufeff")
+    except UnicodeDecodeError as error:
+        raise DataError(
+            f"{path} is not UTF-8 text (byte 0x{data[error.start]:02x} at position "
+            f"{error.start}); save it as UTF-8"
+        ) from None
 
 
 def _label_names(labels):
