@@ -35,7 +35,7 @@ from tfkit.callbacks import (
     gradient_health,
     learning_rate_schedule,
 )
-from tfkit.config import DATA_SOURCES, TrainConfig, check_at_least, flag
+from tfkit.config import DATA_SOURCES, TrainConfig, check_above, check_at_least, flag
 from tfkit.data.cifar10 import CLASS_NAMES, load_cifar10, parse_class
 from tfkit.data.order import epoch_batches
 from tfkit.data.pictures import load_pictures
@@ -48,7 +48,8 @@ from tfkit.modes import run_mode
 from tfkit.optim import optimizer_from_config
 from tfkit.errors import DataError
 from tfkit.finetune import fine_tuning
-from tfkit.runs import atomic_path, finish_run, start_run
+from tfkit.files import atomic_path
+from tfkit.runs import finish_run, start_run
 from tfkit.tune import best_config
 
 RECIPE = "dcgan_cifar10"
@@ -101,6 +102,7 @@ class Config(TrainConfig):
         check_at_least(
             self, 1, "latent_dim", "generator_filters", "discriminator_filters", "num_samples"
         )
+        check_above(self, 0, "generator_learning_rate")
         if not 0 <= self.dropout < 1:
             raise ValueError(f"dropout must be in [0, 1). Received: dropout={self.dropout}")
         if self.quality_samples < 2:
@@ -470,6 +472,7 @@ def main(argv=None):
             keras.callbacks.TensorBoard(os.path.join(run.dir, "logs")),
             backup_and_restore(config, run, arguments["x"], gradients),  # last: resumes exactly
         ],
+        verbose=config.fit_verbosity(),  # a progress bar on a terminal, else a line per epoch
     )
 
     # Export the generator for TF Serving, and record the run. The scores come from

@@ -114,7 +114,7 @@ def main(argv=None):
     # for validation; the vectorizer is adapted on the training text (or comes with
     # --init-from's model); the test split is used once, at the end. The classes are the
     # data's: two keep the document's sigmoid output, more get a softmax.
-    splits, vectorizer, (train, val, test) = imdb_text_datasets(config, run.dir)
+    splits, vectorizer, (train, val, test) = imdb_text_datasets(config, run)
     config = record_in_config(run, config, class_names=splits.class_names)
     # --tune, --lr-find and --overfit-batches run here instead of the training below;
     # --learning-rate auto runs the LR range test and returns the config it chose;
@@ -136,9 +136,11 @@ def main(argv=None):
         epochs=config.epochs,
         class_weight=class_weight_from_labels(splits.train[1], config.class_weight),
         callbacks=standard_callbacks(config, run, train, splits),
+        verbose=config.fit_verbosity(),  # a progress bar on a terminal, else a line per epoch
     )
 
-    # Evaluate on the test split, export for TF Serving, record the run.
+    # Evaluate on the validation and test splits, export for TF Serving, record the run.
+    val_metrics = evaluate_classifier(model, val, config.class_names) if val else None
     test_metrics = evaluate_classifier(model, test, config.class_names)
     if config.export:
         export_dir = chief_or_temporary(config.export_dir or f"saved_models/{RECIPE}", strategy)
@@ -146,7 +148,7 @@ def main(argv=None):
             export_dir, model, vectorizer, config.max_len, config.class_names
         )
         print("exported:", exported)
-    finish_run(run, splits, test=test_metrics, mixed_precision=policy)
+    finish_run(run, splits, val=val_metrics, test=test_metrics, mixed_precision=policy)
 
 
 if __name__ == "__main__":

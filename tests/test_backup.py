@@ -158,3 +158,38 @@ def test_a_backup_of_other_data_is_refused(tmp_path):
     state_file.write_text(json.dumps(state))
     with pytest.raises(RunStateError, match="6 steps per epoch and this data gives 5"):
         train(tmp_path)
+
+
+class KilledAtTrainEnd(keras.callbacks.Callback):
+    """A kill after the last epoch's backup and before the final one (fit's end)."""
+
+    def on_train_end(self, logs=None):
+        raise KeyboardInterrupt("killed")
+
+
+def early_stopped_training(folder, extra=()):
+    """A fit whose early stopping (patience 1, a learning rate too large) stops it early."""
+    x, y = data()
+    train_data = epoch_batches((x, y), 16, seed=3)
+    net = model()
+    net.optimizer.learning_rate.assign(5.0)  # the loss climbs from the first epoch on
+    stopping = keras.callbacks.EarlyStopping("loss", patience=1, restore_best_weights=True)
+    backup = ExactBackupAndRestore(str(folder / "backup"), train_data.epoch_order, [stopping])
+    callbacks = [train_data.epoch_order, stopping, *extra,
+                 HistoryCSV(str(folder / "history.csv")), backup]  # fmt: skip
+    net.fit(train_data, epochs=EPOCHS + 4, verbose=0, callbacks=callbacks)
+    return net, stopping
+
+
+def test_an_early_stop_decided_before_a_kill_is_kept_on_resume(tmp_path):
+    whole, stopping = early_stopped_training(tmp_path / "whole")
+    epochs = len(pd.read_csv(tmp_path / "whole" / "history.csv"))
+    assert stopping.stopped_epoch == epochs - 1 < EPOCHS + 3  # it did stop early
+
+    killed = tmp_path / "killed"
+    with pytest.raises(KeyboardInterrupt):
+        early_stopped_training(killed, extra=[KilledAtTrainEnd()])
+    resumed, _ = early_stopped_training(killed)
+    assert len(pd.read_csv(killed / "history.csv")) == epochs  # not one more epoch
+    for a, b in zip(whole.get_weights(), resumed.get_weights()):  # the best epoch's
+        np.testing.assert_array_equal(a, b)

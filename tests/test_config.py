@@ -42,6 +42,23 @@ def test_flags_become_a_typed_config():
         (["--epochs", "two"], "invalid int value"),
         (["--tune", "--strategy", "multi_worker"], "keras-tuner's own chief and workers"),
         (["--no-such-flag"], "unrecognized arguments"),
+        # Not a number, or no finite one: refused before any range check sees it.
+        (["--l2", "nan"], "l2 must be a finite number"),
+        (["--l2", "inf"], "l2 must be a finite number"),
+        (["--min-learning-rate", "nan"], "min_learning_rate must be a finite number"),
+        (["--warmup-epochs", "nan"], "warmup_epochs must be a finite number"),
+        (["--warmup-epochs", "inf"], "warmup_epochs must be a finite number"),
+        (["--learning-rate", "inf"], "learning_rate must be a finite number"),
+        (["--clipnorm", "inf"], "clipnorm must be a finite number"),
+        (["--lr-decay-epochs", "inf"], "lr_decay_epochs must be a finite number"),
+        (["--fine-tune-lr-factor", "nan"], "fine_tune_lr_factor must be a finite number"),
+        (["--class-weight", "0=1,1=nan"], "class weights must be > 0 and finite"),
+        (["--class-weight", "0=inf,1=1"], "class weights must be > 0 and finite"),
+        # Finite but impossible.
+        (["--fine-tune-lr-factor", "0"], "fine_tune_lr_factor must be > 0"),
+        (["--fine-tune-lr-factor", "-5"], "fine_tune_lr_factor must be > 0"),
+        (["--unfreeze-after-epochs", "-3"], "unfreeze_after_epochs must be >= 0"),
+        (["--verbose", "3"], "invalid choice"),
     ],
 )
 def test_impossible_values_exit_2_with_one_line(argv, words, capsys):
@@ -51,6 +68,17 @@ def test_impossible_values_exit_2_with_one_line(argv, words, capsys):
     error_lines = capsys.readouterr().err.strip().splitlines()
     assert len(error_lines) == 1
     assert words in error_lines[0] and "see --help" in error_lines[0]
+
+
+def test_every_float_flag_is_checked_finite_including_a_subclass_s_own():
+    @dataclasses.dataclass
+    class Recipe(ClassifierConfig):  # a recipe adds float fields the generic check must cover
+        temperature: float = 1.0
+
+    for bad in ("nan", "inf", "-inf"):
+        with pytest.raises(ValueError, match=f"temperature must be a finite number.*{bad}"):
+            Recipe(temperature=float(bad))
+    assert Recipe(learning_rate="auto").learning_rate == "auto"  # a word is no number
 
 
 def test_class_weight_forms():

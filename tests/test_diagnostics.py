@@ -180,3 +180,278 @@ def test_the_first_loss_check_flags_a_wrong_output(capsys):
     wrong.fit(x, y, epochs=1, verbose=0, callbacks=[verdict.FirstLossCheck(checks, math.log(2))])
     assert checks["first_loss"]["ok"] is False
     assert "far from the 0.6931" in capsys.readouterr().out
+
+
+def test_the_majority_class_rule_names_the_class_the_model_answers():
+    falling = history([0.69, 0.5, 0.4, 0.35], [0.6, 0.45, 0.4, 0.38], val_auc=[0.9] * 4)
+    # 10:1, the model always answers the minority 'pos': accuracy 0.09, far below the
+    # 0.909 of always 'neg'. Not the majority-class trap, and 'neg' never named as the
+    # class answered: it is the class ignored.
+    counts = {"train": {"neg": 1000, "pos": 100}, "test": {"neg": 500, "pos": 50}}
+    always_pos = {"accuracy": 50 / 550, "recall": 1.0, "precision": 50 / 550, "auc": 0.5}
+    diagnosis = verdict.diagnose(falling, checks=FIRST, class_counts=counts, test=always_pos)
+    assert diagnosis["fit"] == "ignores classes"
+    assert "answering 'neg'" not in diagnosis["why"] and "ignores 'neg'" in diagnosis["why"]
+    # Balanced classes, the model always answers 'pos': the message names 'pos', not
+    # 'neg' (the first of the tied commonest classes).
+    tied = {"train": {"neg": 500, "pos": 500}, "test": {"neg": 50, "pos": 50}}
+    always_pos = {"accuracy": 0.5, "recall": 1.0, "precision": 0.5, "auc": 0.5}
+    diagnosis = verdict.diagnose(falling, checks=FIRST, class_counts=tied, test=always_pos)
+    assert diagnosis["fit"] == "majority class"
+    assert "always answering 'pos'" in diagnosis["why"]
+    # Three classes at the baseline's accuracy: 'c' never answered, but 'b' for a fifth
+    # of its examples is not "(almost) only 'a'"; every minority class must be missing.
+    three = {"train": {"a": 800, "b": 100, "c": 100}, "test": {"a": 80, "b": 10, "c": 10}}
+    mostly_a = {"accuracy": 0.8, "confusion_matrix": [[79, 1, 0], [9, 1, 0], [10, 0, 0]]}
+    diagnosis = verdict.diagnose(falling, checks=FIRST, class_counts=three, test=mostly_a)
+    assert diagnosis["fit"] != "majority class"
+    only_a = {"accuracy": 0.8, "confusion_matrix": [[80, 0, 0], [10, 0, 0], [10, 0, 0]]}
+    diagnosis = verdict.diagnose(falling, checks=FIRST, class_counts=three, test=only_a)
+    assert diagnosis["fit"] == "majority class" and "always answering 'a'" in diagnosis["why"]
+
+
+def weighted_start(expected, val_expected):
+    """A first-loss check as a class-weighted run records it: the training loss is
+    weighted, Keras's validation loss is not."""
+    return {
+        "first_loss": {
+            "value": expected,
+            "expected": expected,
+            "val_expected": val_expected,
+            "ok": True,
+        }
+    }
+
+
+def test_validation_loss_is_judged_against_the_unweighted_start():
+    # --class-weight 0=1,1=3 at 10:1: training starts at 1.18 ln 2, validation at ln 2.
+    checks = weighted_start(1300 / 1100 * math.log(2), math.log(2))
+    flat = history(
+        [0.82, 0.815, 0.816, 0.815], [0.693, 0.692, 0.693, 0.692], val_auc=[0.5, 0.51, 0.5, 0.5]
+    )
+    diagnosis = verdict.diagnose(flat, checks=checks)
+    assert diagnosis["fit"] == "not learning"
+    assert "near its start 0.693" in diagnosis["why"]
+    # Weights of 0.3 on 3 classes: training starts at 0.3 ln 3, validation at ln 3; a
+    # validation accuracy from 0.33 to 0.71 is learning.
+    checks = weighted_start(0.3 * math.log(3), math.log(3))
+    learning = history(
+        [0.33, 0.3, 0.27, 0.24],
+        [1.10, 0.95, 0.85, 0.75],
+        val_accuracy=[0.33, 0.5, 0.62, 0.71],
+    )
+    assert verdict.diagnose(learning, checks=checks)["fit"] == "still improving"
+    # A record from before validation had its own reference is judged as it was.
+    old = {"first_loss": {"value": 0.693, "expected": math.log(2), "ok": True}}
+    assert verdict.diagnose(flat, checks=old)["fit"] == "not learning"
+
+
+def test_the_validation_start_ignores_class_weights():
+    counts = {"neg": 1000, "pos": 100}
+    heavier = {0: 1.0, 1: 3.0}
+    balanced = {0: 1100 / 2000, 1: 1100 / 200}
+    # Starting uniform: ln K whatever the weights.
+    assert verdict.validation_first_loss(counts) == pytest.approx(math.log(2))
+    assert verdict.validation_first_loss(counts, class_weight=heavier) == pytest.approx(
+        math.log(2)
+    )
+    # Starting at the prior (--initial-bias auto): the mix trained on, scored on the true mix.
+    assert verdict.validation_first_loss(counts, from_prior=True) == pytest.approx(
+        verdict.prior_loss(counts)
+    )
+    assert verdict.validation_first_loss(
+        counts, class_weight=balanced, from_prior=True
+    ) == pytest.approx(math.log(2))
+    weighted_mix = np.array([1000, 300]) / 1300
+    assert verdict.validation_first_loss(
+        counts, class_weight=heavier, from_prior=True
+    ) == pytest.approx(-(np.array([1000, 100]) / 1100 * np.log(weighted_mix)).sum())
+    resampled = {"neg": 550, "pos": 550}  # balanced epochs: the prior's bias is 0
+    assert verdict.validation_first_loss(
+        counts, trained_counts=resampled, from_prior=True
+    ) == pytest.approx(math.log(2))
+
+    x, y = batch(16)
+    checks = {}
+    tiny_model().fit(
+        x, y, epochs=1, verbose=0, callbacks=[verdict.FirstLossCheck(checks, 0.8, 0.3, 0.69)]
+    )
+    assert checks["first_loss"]["expected"] == 0.8
+    assert checks["first_loss"]["val_expected"] == 0.69
+
+
+def scores(accuracy, macro_f1=None, per_class=None, loss=0.4):
+    """A split's metrics as `evaluate_classifier` writes them (the parts the doctor reads)."""
+    result = {"accuracy": accuracy, "macro_f1": accuracy if macro_f1 is None else macro_f1}
+    if per_class:
+        result["per_class"] = per_class
+    return {**result, "loss": loss}
+
+
+def classes(**recalls):
+    """`per_class` of 50 examples each, with these recalls."""
+    return {name: {"precision": 0.8, "recall": r, "examples": 50} for name, r in recalls.items()}
+
+
+BASELINE = "TF-IDF 1-2-grams + linear"
+BALANCED = {"train": {"neg": 500, "pos": 500}, "val": {"neg": 50, "pos": 50},
+            "test": {"neg": 50, "pos": 50}}  # fmt: skip
+GOOD = history([0.69, 0.5, 0.4, 0.3, 0.25], [0.6, 0.45, 0.38, 0.33, 0.33], val_auc=[0.9] * 5)
+
+
+def baseline(val, test):
+    return {"model": BASELINE, "val": val, "test": test, "seconds": 4.2}
+
+
+def test_a_model_far_below_the_linear_baseline_is_called_so():
+    # The curves alone say good; the baseline's validation accuracy is 5.5 points higher.
+    model = scores(0.83, per_class=classes(neg=0.8, pos=0.86))
+    linear = baseline(scores(0.885), scores(0.88))
+    diagnosis = verdict.diagnose(
+        GOOD, checks=FIRST, class_counts=BALANCED, val=model, test=model, baseline=linear
+    )
+    assert diagnosis["fit"] == "below baseline"
+    why = diagnosis["why"]
+    assert "validation accuracy 0.830" in why and "0.885" in why and "5.5 points" in why
+    assert "the curves alone say good" in why  # the other finding is named
+    advice = " ".join(diagnosis["advice"])
+    for remedy in ("python -m recipes.text_ngrams", "--learning-rate auto", "--batch-size",
+                   "--epochs"):  # fmt: skip
+        assert remedy in advice
+    assert diagnosis["baseline"].startswith("trails the baseline's validation accuracy 0.885 by")
+    assert "baseline:" in verdict.describe(diagnosis)
+    # Overfitting and underfitting alike: the baseline outranks what the curves say.
+    overfit = history(
+        [0.69, 0.5, 0.4, 0.3, 0.22, 0.15, 0.1, 0.07, 0.05, 0.04],
+        [0.68, 0.52, 0.4, 0.33, 0.3, 0.31, 0.34, 0.38, 0.42, 0.45],
+        val_auc=[0.9] * 10,
+    )
+    diagnosis = verdict.diagnose(overfit, checks=FIRST, val=model, baseline=linear)
+    assert diagnosis["fit"] == "below baseline" and "the curves alone say overfitting" in (
+        diagnosis["why"]
+    )
+    assert any("--dropout" in line for line in diagnosis["advice"])  # its advice kept too
+    # A run that does not learn at all is still called that; the baseline is named.
+    flat = history([0.693, 0.692, 0.693, 0.692], [0.693] * 4, val_auc=[0.5, 0.52, 0.49, 0.5])
+    lost = scores(0.5, per_class=classes(neg=0.5, pos=0.5))
+    diagnosis = verdict.diagnose(flat, checks=FIRST, val=lost, baseline=linear)
+    assert diagnosis["fit"] == "not learning" and "38.5 points below the baseline's" in (
+        diagnosis["why"]
+    )
+
+
+def test_within_two_points_of_the_baseline_or_above_it_is_stated_not_alarmed():
+    linear = baseline(scores(0.871), scores(0.86))
+    ahead = verdict.diagnose(
+        GOOD, checks=FIRST, class_counts=BALANCED, val=scores(0.894), baseline=linear
+    )
+    assert ahead["fit"] == "good"
+    assert ahead["baseline"] == "beats the baseline's validation accuracy 0.871 by 2.3 points"
+    assert ahead["baseline"] in verdict.describe(ahead)
+    behind = verdict.diagnose(
+        GOOD, checks=FIRST, class_counts=BALANCED, val=scores(0.855), baseline=linear
+    )
+    assert behind["fit"] == "good"
+    assert behind["baseline"] == "trails the baseline's validation accuracy 0.871 by 1.6 points"
+    # Without a validation split (k-fold, --retrain-best) the test scores are compared, and said so.
+    no_val = verdict.diagnose(
+        GOOD, checks=FIRST, test=scores(0.80), baseline=baseline(None, scores(0.86))
+    )
+    assert no_val["fit"] == "below baseline"
+    assert "test accuracy 0.800" in no_val["why"] and "no validation split" in no_val["why"]
+    # No baseline (--no-baseline): no field, the fit as before.
+    plain = verdict.diagnose(GOOD, checks=FIRST, class_counts=BALANCED, val=scores(0.6))
+    assert plain["fit"] == "good" and "baseline" not in plain
+
+
+def test_the_baseline_is_compared_on_macro_f1_for_many_or_imbalanced_classes():
+    # Accuracy would say the model is ahead; macro-F1 says it is 10 points behind.
+    model, linear = scores(0.92, macro_f1=0.70), baseline(scores(0.90, macro_f1=0.80), None)
+    three = {"train": {"a": 300, "b": 300, "c": 300}}
+    diagnosis = verdict.diagnose(GOOD, checks=FIRST, class_counts=three, val=model, baseline=linear)
+    assert diagnosis["fit"] == "below baseline"
+    assert "validation macro-F1 0.700" in diagnosis["why"] and "3 classes" in diagnosis["why"]
+    skewed = {"train": {"neg": 1000, "pos": 499}}  # the smallest under half the largest
+    diagnosis = verdict.diagnose(
+        GOOD, checks=FIRST, class_counts=skewed, val=model, baseline=linear
+    )
+    assert diagnosis["fit"] == "below baseline" and "imbalanced" in diagnosis["why"]
+    even = {"train": {"neg": 1000, "pos": 500}}  # exactly half: balanced enough, accuracy
+    diagnosis = verdict.diagnose(GOOD, checks=FIRST, class_counts=even, val=model, baseline=linear)
+    assert diagnosis["fit"] == "good" and "accuracy 0.900 by 2.0 points" in diagnosis["baseline"]
+
+
+def test_classes_the_model_ignores_are_named_whatever_the_fit():
+    # Two balanced classes, recall 0.1 on 'pos': the curves look good, the model does not.
+    model = scores(0.55, per_class=classes(neg=1.0, pos=0.1))
+    diagnosis = verdict.diagnose(GOOD, checks=FIRST, class_counts=BALANCED, test=model)
+    assert diagnosis["fit"] == "ignores classes"
+    assert "'pos'" in diagnosis["why"] and "recall 0.10" in diagnosis["why"]
+    assert "the curves alone say good" in diagnosis["why"]
+    assert diagnosis["ignored_classes"] == [
+        {"class": "pos", "split": "test", "recall": 0.1, "examples": 50}
+    ]
+    assert "'pos'" in verdict.describe(diagnosis)
+    # From a confusion matrix too (K = 3), on both splits; under 10 examples is no evidence.
+    matrix = {"accuracy": 0.7, "confusion_matrix": [[40, 0, 0], [18, 2, 0], [9, 0, 0]]}
+    three = {"val": {"a": 40, "b": 20, "c": 9}, "test": {"a": 40, "b": 20, "c": 9}}
+    diagnosis = verdict.diagnose(GOOD, checks=FIRST, class_counts=three, val=matrix, test=matrix)
+    assert [(c["class"], c["split"]) for c in diagnosis["ignored_classes"]] == [
+        ("b", "val"),
+        ("b", "test"),
+    ]
+    # Ignoring a class outranks the baseline, which the why still names.
+    linear = baseline(scores(0.9), scores(0.9))
+    diagnosis = verdict.diagnose(
+        GOOD, checks=FIRST, class_counts=BALANCED, val=model, test=model, baseline=linear
+    )
+    assert diagnosis["fit"] == "ignores classes" and "below the baseline's" in diagnosis["why"]
+    assert any("--class-weight balanced" in line for line in diagnosis["advice"])
+    # A run that does not learn keeps its name, and the ignored class is still named.
+    flat = history([0.693, 0.692, 0.693, 0.692], [0.693] * 4, val_auc=[0.5, 0.52, 0.49, 0.5])
+    diagnosis = verdict.diagnose(flat, checks=FIRST, class_counts=BALANCED, val=model)
+    assert diagnosis["fit"] == "not learning" and "'pos'" in diagnosis["why"]
+    assert diagnosis["ignored_classes"][0]["class"] == "pos"
+    # The majority-class trap keeps its message, and names the classes it ignores.
+    imbalanced = history([0.5, 0.32, 0.31, 0.305], [0.31, 0.305, 0.304, 0.304], val_auc=[0.5] * 4)
+    counts = {"train": {"neg": 1000, "pos": 100}, "test": {"neg": 500, "pos": 50}}
+    test = {"accuracy": 500 / 550, "recall": 0.0, "precision": 0.0, "auc": 0.51}
+    diagnosis = verdict.diagnose(imbalanced, checks=FIRST, class_counts=counts, test=test)
+    assert diagnosis["fit"] == "majority class"
+    assert "always answering 'neg'" in diagnosis["why"] and "ignores 'pos'" in diagnosis["why"]
+    # A healthy model ignores nothing: an empty list.
+    fine = scores(0.9, per_class=classes(neg=0.9, pos=0.9))
+    diagnosis = verdict.diagnose(GOOD, checks=FIRST, class_counts=BALANCED, val=fine, test=fine)
+    assert diagnosis["fit"] == "good" and diagnosis["ignored_classes"] == []
+
+
+def test_the_line_beside_the_results_compares_with_the_baseline():
+    record = {
+        "test": scores(0.912, macro_f1=0.905),
+        "baseline": {**baseline(scores(0.9), scores(0.897, macro_f1=0.889)), "seconds": 4.14},
+    }
+    assert verdict.compare_with_baseline(record) == (
+        "test accuracy 0.912, macro-F1 0.905 | baseline (TF-IDF 1-2-grams + linear, 4.1 s): "
+        "0.897, 0.889"
+    )
+    assert verdict.compare_with_baseline({"test": scores(0.9)}) is None  # --no-baseline
+
+
+def test_a_finished_run_hands_the_doctor_its_validation_and_baseline(tmp_path, capsys):
+    from types import SimpleNamespace
+
+    from tfkit import runs
+
+    GOOD.to_csv(tmp_path / "history.csv", index=False)
+    model = scores(0.80, macro_f1=0.79)
+    record = {"class_counts": BALANCED, "val": model, "test": model,
+              "baseline": baseline(scores(0.88), scores(0.87, macro_f1=0.86))}  # fmt: skip
+    run = SimpleNamespace(dir=str(tmp_path), checks=FIRST)
+    diagnosis = runs._diagnose(run, str(tmp_path / "history.csv"), record)
+    assert diagnosis["fit"] == "below baseline"
+    printed = capsys.readouterr().out
+    assert (
+        "test accuracy 0.800, macro-F1 0.790 | baseline (TF-IDF 1-2-grams + linear, 4.2 s): "
+        "0.870, 0.860"
+    ) in printed
+    assert "fit: below baseline" in printed

@@ -58,3 +58,33 @@ def test_the_command_line_needs_a_command():
         env=python_env(), cwd=ROOT, capture_output=True, text=True,
     )  # fmt: skip
     assert result.returncode == 2 and "give the command after --" in result.stderr
+
+
+def test_a_command_that_cannot_start_is_one_line_and_exit_2():
+    result = subprocess.run(
+        [sys.executable, "-m", "tfkit", "launch", "--workers", "2", "--", "no-such-command-xyz"],
+        env=python_env(), cwd=ROOT, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 2, result.stderr
+    error_lines = result.stderr.strip().splitlines()
+    assert len(error_lines) == 1 and "no-such-command-xyz" in error_lines[0]
+
+
+def test_a_worker_that_fails_to_start_stops_those_already_started(monkeypatch, capsys):
+    import errno
+
+    import tfkit.launch
+
+    real_popen, started = subprocess.Popen, []
+
+    def popen(*args, **kwargs):  # the first worker starts, the second cannot
+        if started:
+            raise OSError(errno.EAGAIN, "Resource temporarily unavailable")
+        started.append(real_popen(*args, **kwargs))
+        return started[-1]
+
+    monkeypatch.setattr(tfkit.launch.subprocess, "Popen", popen)
+    assert launch(2, [sys.executable, "-c", "import time; time.sleep(600)"]) == 1
+    assert started[0].poll() is not None  # stopped, not left waiting for worker 1
+    error_lines = capsys.readouterr().err.strip().splitlines()
+    assert len(error_lines) == 1 and "worker 1" in error_lines[0]

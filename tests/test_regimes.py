@@ -14,12 +14,19 @@ from test_backup import SignalAt, data, model
 from test_provocations import write_reviews
 from tfkit import signals
 from tfkit.backup import ExactBackupAndRestore
-from tfkit.callbacks import EpochStats, HistoryCSV, InitialBias, trained_counts
+from tfkit.callbacks import (
+    EpochStats,
+    HistoryCSV,
+    InitialBias,
+    learning_rate_schedule,
+    trained_counts,
+)
+from tfkit.config import ClassifierConfig
 from tfkit.data.order import Balance, EpochOrder, balanced_indices, epoch_batches
 from tfkit.data.splits import Splits, kfold_splits
 from tfkit.data.text import text_fit_arguments
 from tfkit.errors import UsageError
-from tfkit.finetune import FineTune
+from tfkit.finetune import fine_tuning
 from tfkit.report import write_report
 
 LABELS = np.array([0] * 30 + [1] * 3)
@@ -210,14 +217,23 @@ def test_fine_tuning_refuses_another_architecture_and_unknown_layers(tmp_path):
         )
 
 
-def _fine_tune(folder, extra=()):
-    """The tiny model of test_backup, first layer frozen for 2 epochs, then unfrozen."""
+def _fine_tune(folder, extra=(), **schedule):
+    """The tiny model of test_backup, first layer frozen for 2 epochs, then unfrozen.
+
+    `schedule`: config fields such as `lr_schedule="step"`, for the LR schedule too,
+    with the callbacks in the order `standard_callbacks` gives them.
+    """
     x, y = data()
     train = epoch_batches((x, y), 16, seed=3)
     net = model()
-    fine_tune = FineTune(freeze="dense", unfreeze_after_epochs=2, lr_factor=10)
-    backup = ExactBackupAndRestore(str(folder / "backup"), train.epoch_order, [fine_tune])
-    callbacks = [train.epoch_order, fine_tune, EpochStats(80), *extra]
+    config = ClassifierConfig(
+        freeze="dense", unfreeze_after_epochs=2, fine_tune_lr_factor=10, learning_rate=0.05,
+        epochs=4, **schedule,
+    )  # fmt: skip
+    fine_tune = fine_tuning(config)
+    backup = ExactBackupAndRestore(str(folder / "backup"), train.epoch_order, fine_tune)
+    callbacks = [train.epoch_order, *fine_tune, *learning_rate_schedule(config), EpochStats(80)]
+    callbacks += extra
     callbacks += [HistoryCSV(str(folder / "history.csv")), backup]
     signals.install()
     try:
@@ -234,6 +250,26 @@ def test_a_fine_tuning_stopped_after_unfreezing_resumes_exactly(tmp_path):
     with pytest.raises(signals.TrainingStopped):
         _fine_tune(tmp_path / "stopped", extra=[SignalAt(2, 1)])
     resumed = _fine_tune(tmp_path / "stopped")
+    got = pd.read_csv(tmp_path / "stopped" / "history.csv")
+    columns = ["loss", "accuracy", "lr"]
+    pd.testing.assert_frame_equal(got[columns], history[columns], check_exact=True)
+    for a, b in zip(whole.get_weights(), resumed.get_weights()):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_a_scheduled_fine_tuning_divides_the_schedule_after_unfreezing_and_resumes_exactly(
+    tmp_path,
+):
+    # The schedule sets the LR before every step: it must divide it itself after the
+    # unfreeze, not overwrite FineTune's division.
+    schedule = {"lr_schedule": "step", "lr_decay_epochs": 1.0}  # halved every epoch
+    whole = _fine_tune(tmp_path / "whole", **schedule)
+    history = pd.read_csv(tmp_path / "whole" / "history.csv")
+    assert history["lr"].tolist() == pytest.approx([0.05, 0.025, 0.00125, 0.000625])
+    assert float(whole.optimizer.learning_rate) == pytest.approx(0.000625)  # its last step's
+    with pytest.raises(signals.TrainingStopped):
+        _fine_tune(tmp_path / "stopped", extra=[SignalAt(2, 1)], **schedule)
+    resumed = _fine_tune(tmp_path / "stopped", **schedule)
     got = pd.read_csv(tmp_path / "stopped" / "history.csv")
     columns = ["loss", "accuracy", "lr"]
     pd.testing.assert_frame_equal(got[columns], history[columns], check_exact=True)

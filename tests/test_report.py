@@ -1,5 +1,6 @@
 """`python -m tfkit report`: one self-contained page per run folder."""
 
+import json
 import re
 import subprocess
 import sys
@@ -7,6 +8,7 @@ from html.parser import HTMLParser
 
 from conftest import ROOT, python_env
 from recipes import dcgan_cifar10, imdb_conv1d
+from tfkit.report import write_report
 
 
 class Page(HTMLParser):
@@ -92,3 +94,84 @@ def test_report_of_a_folder_that_is_not_a_run_is_one_line_and_exit_2(tmp_path):
     result = tfkit_report(tmp_path)
     assert result.returncode == 2
     assert re.fullmatch(r"python -m tfkit: error: .* has no config.json; .*\n", result.stderr)
+
+
+HOSTILE = "<img src=x onerror=alert(1)>"
+ESCAPED = "&lt;img src=x onerror=alert(1)&gt;"
+
+
+def test_user_text_on_the_page_is_escaped_once(tmp_path):
+    """Class names, file names, flag values and the folder's name come from the user."""
+    run = tmp_path / HOSTILE
+    run.mkdir()
+    classes = {HOSTILE: 50, "pos": 50}
+    config = {"recipe": HOSTILE, "data_dir": HOSTILE, "class_names": [HOSTILE, "pos"]}
+    metrics = {
+        "data": HOSTILE,
+        "test": {"accuracy": 0.5, "recall": 1.0, "precision": 0.5, "loss": 0.69},
+        "class_counts": {"train": classes, "test": classes},
+        "skipped_files": [{"file": HOSTILE + ".png", "error": HOSTILE}],
+        "dropped_rows": {"train": 3},
+        "diagnosis": {
+            "fit": "majority class",
+            "why": f"test accuracy 0.500 is the 0.500 of always answering '{HOSTILE}'",
+            "gradients": "ok",
+            "gradients_why": "",
+            "best_epoch": 0,
+            "advice": [f"weight '{HOSTILE}'"],
+            "first_loss": {"value": 0.69, "expected": 0.69, "val_expected": 0.69, "ok": True},
+            "majority_baseline": {"split": "test", "class": HOSTILE, "accuracy": 0.5, "auc": 0.5},
+            "ignored_classes": [{"class": HOSTILE, "split": "test", "recall": 0.0, "examples": 50}],
+        },
+        "baseline": {"model": HOSTILE, "test": {"accuracy": 0.8}, "seconds": 1.0},
+    }
+    (run / "config.json").write_text(json.dumps(config))
+    (run / "metrics.json").write_text(json.dumps(metrics))
+    text = open(write_report(str(run))).read()
+
+    assert HOSTILE not in text
+    assert ESCAPED in text and "&amp;lt;" not in text  # escaped, and only once
+    page = Page(text)
+    assert f"true {HOSTILE}" in page.cells and f"predicted {HOSTILE}" in page.cells
+    assert f"{HOSTILE}.png" in " ".join(page.cells)  # the skipped file is named
+    assert f"'{HOSTILE}' (recall 0.00 of 50 on test)" in page.cells  # the ignored class too
+    assert f"Against the baseline ({ESCAPED}, trained in 1.0 s)" in text
+    assert not page.images  # no <img> but the (absent) plots
+
+
+def test_the_baseline_stands_beside_the_model_and_ignored_classes_are_named(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    model = {"accuracy": 0.91, "macro_f1": 0.9, "loss": 0.25, "auc": 0.96}
+    linear = {"accuracy": 0.88, "macro_f1": 0.87, "loss": 0.31}  # no AUC: no AUC row
+    metrics = {
+        "val": model,
+        "test": {**model, "accuracy": 0.905},
+        "baseline": {"model": "TF-IDF 1-2-grams + linear", "val": linear, "test": linear,
+                     "seconds": 4.2},  # fmt: skip
+        "diagnosis": {
+            "fit": "ignores classes",
+            "why": "ignores 'pos' (recall 0.10 of 50 on test)",
+            "gradients": "ok",
+            "gradients_why": "",
+            "best_epoch": 3,
+            "advice": [],
+            "baseline": "beats the baseline's validation accuracy 0.880 by 3.0 points",
+            "ignored_classes": [{"class": "pos", "split": "test", "recall": 0.1, "examples": 50}],
+        },
+    }
+    (run / "config.json").write_text(json.dumps({"recipe": "imdb_conv1d"}))
+    (run / "metrics.json").write_text(json.dumps(metrics))
+    text = open(write_report(str(run))).read()
+    page = Page(text)
+
+    header = ["metric", "model (val)", "baseline (val)", "model (test)", "baseline (test)"]
+    start = page.cells.index("model (val)") - 1
+    assert page.cells[start : start + 5] == header
+    row = page.cells.index("macro-F1")
+    assert page.cells[row : row + 5] == ["macro-F1", "0.9", "0.87", "0.9", "0.87"]
+    assert page.cells[page.cells.index("accuracy", start) + 3] == "0.905"  # model (test)
+    assert "loss" in page.cells and "AUC" not in page.cells
+    assert "TF-IDF 1-2-grams + linear, trained in 4.2 s" in text
+    assert "beats the baseline's validation accuracy 0.880 by 3.0 points" in page.cells
+    assert "'pos' (recall 0.10 of 50 on test)" in page.cells  # the ignored classes' row

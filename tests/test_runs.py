@@ -156,3 +156,65 @@ def test_a_signal_outside_training_stops_at_once_and_lets_go_of_the_folder(tmp_p
     assert process.returncode == 143
     assert "stopped by SIGTERM outside training" in err.strip().splitlines()[-1]
     assert LOCK_FILE not in os.listdir(tmp_path / "run")
+
+
+def test_paths_compare_as_paths(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "d").mkdir()
+    rows = [f"{'fine good great' if i % 2 else 'dull bad awful'} film {i},{i % 2}" for i in range(60)]
+    (tmp_path / "d" / "train.csv").write_text("text,label\n" + "\n".join(rows) + "\n")
+    (tmp_path / "link").symlink_to(tmp_path / "d")
+    flags = ["--data", "csv", "--epochs", "1", "--batch-size", "16", "--run-dir", "run",
+             "--no-export"]  # fmt: skip
+    imdb_conv1d.main(flags + ["--data-dir", "d"])
+    recorded = json.loads((tmp_path / "run" / "config.json").read_text())["data_dir"]
+    assert recorded == str(tmp_path / "d")  # absolute, so a run elsewhere compares right
+    before = folder_state(tmp_path / "run")
+    capsys.readouterr()
+    for spelling in ("./d", str(tmp_path / "d"), "link", "d/"):
+        assert exit_status(flags + ["--data-dir", spelling]) == 0, spelling
+        assert "complete" in capsys.readouterr().out
+    assert folder_state(tmp_path / "run") == before
+
+
+def test_a_run_dir_that_cannot_be_written_is_one_line(tmp_path, quick_flags, capsys):
+    (tmp_path / "file").write_text("not a folder")
+    assert exit_status(quick_flags + ["--run-dir", str(tmp_path / "file" / "run")]) == 1
+    error = capsys.readouterr().err.strip()
+    assert "\n" not in error and "cannot be written" in error and "Traceback" not in error
+
+
+def test_overwrite_never_empties_another_recipes_run_or_a_search(
+    finished_run, quick_flags, tmp_path, capsys
+):
+    from recipes import imdb_rnn
+
+    before = folder_state(finished_run)
+    with pytest.raises(SystemExit) as exit_info:
+        run(imdb_rnn.main, quick_flags + ["--overwrite"])
+    assert exit_info.value.code == 2
+    assert "holds a run of imdb_conv1d, not a run of imdb_rnn" in capsys.readouterr().err
+    assert exit_status(quick_flags + ["--overwrite", "--tune"]) == 2  # a search onto a run
+    assert "not a search of imdb_conv1d" in capsys.readouterr().err
+    assert folder_state(finished_run) == before
+
+
+@pytest.mark.slow
+def test_tune_overwrite_rewrites_config_so_the_next_resume_works(tmp_path, quick_flags, capsys):
+    flags = quick_flags + ["--tune", "--max-trials", "1", "--run-dir", str(tmp_path / "search")]
+    imdb_conv1d.main(flags)
+    imdb_conv1d.main(flags + ["--dropout", "0.2", "--overwrite"])
+    assert json.loads((tmp_path / "search" / "config.json").read_text())["dropout"] == 0.2
+    imdb_conv1d.main(flags + ["--dropout", "0.2"])  # resumes: not refused
+
+
+def test_a_model_safe_mode_refuses_is_one_line(tmp_path):
+    import keras
+
+    from tfkit.errors import RunStateError
+    from tfkit.finetune import copy_weights_from
+
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Lambda(lambda x: x * 2)])
+    model.save(tmp_path / "lambda.keras")
+    with pytest.raises(RunStateError, match=r"--init-from .*lambda.keras cannot be loaded: .*Lambda"):
+        copy_weights_from(model, str(tmp_path / "lambda.keras"))

@@ -70,6 +70,16 @@ def test_a_schedule_beside_an_explicit_plateau_cut_is_refused(schedule, capsys):
     assert error.count("\n") == 1 and "--reduce-lr-patience cannot go together" in error
 
 
+def test_after_the_unfreeze_the_schedule_runs_divided_by_the_fine_tune_factor():
+    plain = rates("step")
+    fine_tuned = rates("step", freeze="embedding", unfreeze_after_epochs=3, fine_tune_lr_factor=4)
+    assert fine_tuned[:30] == plain[:30]  # 10 steps an epoch: frozen until step 30
+    assert fine_tuned[30:] == pytest.approx([rate / 4 for rate in plain[30:]])
+    # Nothing frozen, or never unfrozen: no division.
+    assert rates("step", unfreeze_after_epochs=3, fine_tune_lr_factor=4) == plain
+    assert rates("step", freeze="embedding", unfreeze_after_epochs=0) == plain
+
+
 def test_cosine_decays_to_its_minimum_over_the_run():
     values = rates("cosine", steps=50, min_learning_rate=0.0)
     assert values[25] == pytest.approx(1e-3 * 0.5 * (1 + math.cos(math.pi * 25 / 49)))

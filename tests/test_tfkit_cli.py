@@ -31,6 +31,16 @@ def test_cp_refuses_unknown_recipe_and_existing_destination(tmp_path, capsys):
     assert existing.read_text() == "keep me"
 
 
+def test_cp_into_a_missing_folder_is_one_line_and_exit_2(tmp_path, capsys):
+    destination = tmp_path / "missing" / "dir" / "x.py"
+    with pytest.raises(SystemExit) as exit_info:
+        main(["cp", "imdb_conv1d", str(destination)])
+    assert exit_info.value.code == 2
+    error_lines = capsys.readouterr().err.strip().splitlines()
+    assert len(error_lines) == 1 and str(destination.parent) in error_lines[0]
+    assert not destination.parent.exists()
+
+
 @pytest.mark.slow
 def test_copied_recipe_runs_as_a_script(tmp_path):
     destination = tmp_path / "my_conv1d.py"

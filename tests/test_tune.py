@@ -125,6 +125,26 @@ def test_report_ranks_and_plots_and_the_best_retrains_to_an_export(tmp_path, cap
     assert (tmp_path / "export" / "1" / "saved_model.pb").exists()
 
 
+def test_retrain_best_takes_only_the_search_space_from_a_hyperband_trial(tmp_path):
+    from tfkit.tune import best_config
+
+    # What Hyperband's best trial holds: the search space, then its own bookkeeping.
+    hp = keras_tuner.HyperParameters()
+    imdb_conv1d.search_space(hp)
+    for name, value in [("tuner/epochs", 3), ("tuner/initial_epoch", 1), ("tuner/bracket", 1),
+                        ("tuner/round", 1), ("tuner/trial_id", "0002")]:  # fmt: skip
+        hp.Fixed(name, value)
+    (tmp_path / "search.json").write_text(json.dumps({"recipe": "imdb_conv1d"}))
+    best = {"trial_id": "0004", "objective": "val_loss", "score": 0.4, "best_epoch": 2,
+            "hyperparameters": hp.values}  # fmt: skip
+    (tmp_path / "best.json").write_text(json.dumps(best))
+    config = imdb_conv1d.Config(retrain_best=str(tmp_path), data="synthetic")
+    retrained = best_config("imdb_conv1d", config)
+    assert retrained.epochs == 3
+    for name in imdb_conv1d.search_space(keras_tuner.HyperParameters()):
+        assert getattr(retrained, name) == hp.values[name]
+
+
 def test_retrain_best_refuses_another_recipes_search(tmp_path):
     from recipes import imdb_rnn
     from tfkit.errors import UsageError

@@ -15,7 +15,7 @@ import os
 import shutil
 import sys
 
-from tfkit.cli import USAGE_ERROR, OneLineParser
+from tfkit.cli import FAILURE, USAGE_ERROR, OneLineParser
 
 
 def recipe_files():
@@ -61,7 +61,13 @@ def copy_recipe(args):
         _usage_error(f"unknown recipe {args.recipe!r}; known: {', '.join(recipes)}")
     if os.path.exists(args.destination):
         _usage_error(f"{args.destination} exists; choose another name (it is never overwritten)")
-    shutil.copyfile(recipes[args.recipe], args.destination)
+    folder = os.path.dirname(args.destination) or "."
+    if not os.path.isdir(folder):
+        _usage_error(f"{folder} is not a folder; create it first or copy into an existing one")
+    try:
+        shutil.copyfile(recipes[args.recipe], args.destination)
+    except OSError as error:  # e.g. a folder without write permission, a full disk
+        _error(f"cannot write {args.destination}: {error.strerror}", FAILURE)
     print(f"copied {args.recipe} to {args.destination}; run it with: python {args.destination}")
 
 
@@ -161,8 +167,12 @@ def main(argv=None):
 
 
 def _usage_error(message):
+    _error(message, USAGE_ERROR)
+
+
+def _error(message, status):
     print(f"python -m tfkit: error: {message}", file=sys.stderr)
-    sys.exit(USAGE_ERROR)
+    sys.exit(status)
 
 
 if __name__ == "__main__":

@@ -30,7 +30,7 @@ import keras
 
 from tfkit import signals
 from tfkit.errors import RunStateError
-from tfkit.runs import write_json
+from tfkit.files import atomic_path, write_json
 
 STATE_FILE = "state.json"
 # What each Keras callback keeps in memory between epochs (Keras 3.15), restored on resume.
@@ -123,8 +123,11 @@ class ExactBackupAndRestore(keras.callbacks.BackupAndRestore):
                     self.model._symbolic_build(data_batch=self.epoch_order.element_spec)
                 self._metrics_to_restore = _load_metric_values(arrays, self.model)
         epoch, step = state["epoch"], state["step"]
+        if state.get("finished") or state.get("stop_training"):
+            # Nothing left to train. After a stop decided but not yet carried out,
+            # early stopping (restored above) puts the best weights back at the end.
+            epoch = self.params.get("epochs", epoch)
         if state.get("finished"):
-            epoch = self.params.get("epochs", epoch)  # nothing left to train
             self.tracked = []  # early stopping restored the best weights already
         self.model._initial_epoch = epoch
         self.epoch_order.epoch, self.epoch_order.first_step = epoch, step
@@ -151,7 +154,9 @@ class ExactBackupAndRestore(keras.callbacks.BackupAndRestore):
             self._stop(stop_signal, self._current_epoch, step)
 
     def on_epoch_end(self, epoch, logs=None):
-        self._save(epoch + 1, 0)
+        # Early stopping (or TerminateOnNaN) may have just decided to stop: that decision
+        # is part of the backup, so a run killed before it ends does not train on.
+        self._save(epoch + 1, 0, stop_training=bool(self.model.stop_training))
         stop_signal, _ = self._agree(signals.requested(), False)
         if stop_signal and not self.model.stop_training:  # else training ends anyway
             self._stop(stop_signal, epoch + 1, 0)
@@ -187,30 +192,31 @@ class ExactBackupAndRestore(keras.callbacks.BackupAndRestore):
             f"backup in {self.backup_dir}; re-run the same command to resume from there",
         )
 
-    def _save(self, epoch, step, finished=False):
+    def _save(self, epoch, step, finished=False, stop_training=False):
         os.makedirs(self.backup_dir, exist_ok=True)
         tag = f"e{epoch}-s{step}{'-end' if finished else ''}-{time.time_ns()}"
         files = {"weights": f"weights-{tag}.weights.h5", "arrays": f"arrays-{tag}.npz"}
-        self.model.save_weights(os.path.join(self.backup_dir, files["weights"]))
+        with atomic_path(os.path.join(self.backup_dir, files["weights"])) as path:
+            self.model.save_weights(path)
         arrays = {
             f"random_{i}": keras.ops.convert_to_numpy(v)
             for i, v in enumerate(random_state_variables(self.model))
         }
         if step:
             arrays.update(_metric_values(self.model))
-        np.savez(os.path.join(self.backup_dir, files["arrays"]), **arrays)
+        with atomic_path(os.path.join(self.backup_dir, files["arrays"])) as path:
+            np.savez(path, **arrays)
         best_weights = [getattr(c, "best_weights", None) for c in self.tracked]
         best_weights = next((w for w in best_weights if w is not None), None)
         if best_weights is not None and not finished:
             files["best_weights"] = f"best-{tag}.npz"
-            np.savez(
-                os.path.join(self.backup_dir, files["best_weights"]),
-                **{f"w{i}": w for i, w in enumerate(best_weights)},
-            )
+            with atomic_path(os.path.join(self.backup_dir, files["best_weights"])) as path:
+                np.savez(path, **{f"w{i}": w for i, w in enumerate(best_weights)})
         state = {
             "epoch": epoch,
             "step": step,
             "finished": finished,
+            "stop_training": stop_training,
             "steps_per_epoch": self.epoch_order.steps_per_epoch,
             "files": files,
             "callbacks": [] if finished else [_callback_state(c) for c in self.tracked],

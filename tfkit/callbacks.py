@@ -22,10 +22,11 @@ from tfkit.diagnostics.verdict import (
     FirstLossCheck,
     expected_first_loss,
     prior_loss,
+    validation_first_loss,
     weights_in_label_order,
 )
 from tfkit.optim import class_weight_from_labels, scheduled_learning_rate
-from tfkit.runs import write_atomic
+from tfkit.files import atomic_path, write_text
 
 
 class EpochStats(keras.callbacks.Callback):
@@ -152,19 +153,19 @@ def trained_counts(class_counts, resample):
 
 
 class AtomicModelCheckpoint(keras.callbacks.ModelCheckpoint):
-    """`ModelCheckpoint` that saves under a temporary name and renames it into place.
+    """`ModelCheckpoint` that writes through `tfkit.files.atomic_path`.
 
-    A run killed while saving then never leaves a half-written `best.keras`.
+    A run killed while saving leaves the previous `best.keras` whole (and at most a
+    temporary file, which the next save never mistakes for a checkpoint).
     """
 
-    def __init__(self, filepath, **kwargs):
-        self.final_path = filepath
-        super().__init__(filepath[: -len(".keras")] + ".partial.keras", **kwargs)
-
-    def on_epoch_end(self, epoch, logs=None):
-        super().on_epoch_end(epoch, logs)
-        if os.path.exists(self.filepath):
-            os.replace(self.filepath, self.final_path)
+    def _save_model(self, epoch, batch, logs):
+        if self._should_save_model(epoch, batch, logs, self.filepath):
+            with atomic_path(self.filepath) as temporary:
+                if self.save_weights_only:
+                    self.model.save_weights(temporary, overwrite=True)
+                else:
+                    self.model.save(temporary, overwrite=True)
 
 
 class HistoryCSV(keras.callbacks.Callback):
@@ -191,7 +192,7 @@ class HistoryCSV(keras.callbacks.Callback):
             {key: _scalar(value) for key, value in (logs or {}).items() if key != "learning_rate"}
         )
         self._rows = [old for old in self._rows if old["epoch"] < epoch] + [row]
-        write_atomic(self.path, pd.DataFrame(self._rows).to_csv(index=False))
+        write_text(self.path, pd.DataFrame(self._rows).to_csv(index=False))
 
 
 def standard_callbacks(config, run, train, splits):
@@ -226,7 +227,15 @@ def standard_callbacks(config, run, train, splits):
         verbose=1,
     )
     remembered = [
-        FirstLossCheck(run.checks, expected, prior_loss(counts, class_weight)),
+        FirstLossCheck(
+            run.checks,
+            expected,
+            prior_loss(counts, class_weight),
+            # Keras's val_loss has no class weights: validation starts unweighted.
+            validation_first_loss(
+                splits.class_counts()["train"], counts, class_weight, config.initial_bias == "auto"
+            ),
+        ),
         *([] if config.scheduled else [plateau_cut]),
         keras.callbacks.EarlyStopping(
             monitor=monitor,

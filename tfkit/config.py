@@ -7,7 +7,9 @@ TensorFlow: bad values are rejected before any heavy work starts.
 """
 
 import dataclasses
+import math
 import os
+import sys
 from dataclasses import dataclass, field
 from typing import ClassVar
 
@@ -19,6 +21,7 @@ TUNERS = ("random", "bayesian", "hyperband", "grid")
 LR_SCHEDULES = ("constant", "step", "exponential", "cosine")
 INITIAL_BIAS = ("none", "auto")
 STRATEGIES = ("auto", "default", "mirrored", "multi_worker")
+VERBOSITY = ("auto", "0", "1", "2")
 
 
 def derived(default, help):
@@ -113,6 +116,12 @@ class TrainConfig:
     backup_every: int = flag(
         0, "back up every N steps too; 0: every epoch, and every 5 minutes within long epochs"
     )
+    verbose: str = flag(
+        "auto",
+        "Keras's log: 1 a live progress bar, 2 one line per epoch, 0 none; auto: 1 on a "
+        "terminal, 2 when the output goes to a file or a pipe",
+        VERBOSITY,
+    )
     overwrite: bool = flag(False, "train afresh in an existing --run-dir (or search folder)")
 
     # Diagnostics (tfkit.diagnostics): they read training, never change it.
@@ -141,6 +150,17 @@ class TrainConfig:
     def check_given(self, given):
         """Checks that need to know which flags the command gave, not only their values."""
 
+    def fit_verbosity(self):
+        """Keras's `verbose` for `fit`, from `--verbose`.
+
+        Under auto: the live progress bar (1) on a terminal only. Written to a file or a
+        pipe (a batch job, nohup, `| tee`) it is a stream of carriage-return redraws,
+        so there one line per epoch (2), as Keras advises for non-interactive runs.
+        """
+        if self.verbose != "auto":
+            return int(self.verbose)
+        return 1 if hasattr(sys.stdout, "isatty") and sys.stdout.isatty() else 2
+
     @property
     def mode(self):
         """What runs instead of the training: "tune", "lr-find", "overfit-batches", or None."""
@@ -157,15 +177,20 @@ class TrainConfig:
     def __post_init__(self):
         if isinstance(self.learning_rate, int):
             self.learning_rate = float(self.learning_rate)
+        # First, for every float field, a recipe's own included: NaN slips through every
+        # comparison (nan < 0 is False) and inf through most, so the ranges below assume
+        # numbers they can compare.
+        check_finite(self)
         check_at_least(self, 1, "epochs", "max_trials", "executions_per_trial")
         check_at_least(self, 0, "logical_cpus", "backup_every", "grad_norm_every")
         check_at_least(self, 0, "warmup_epochs", "min_learning_rate")
-        _check(
-            self.lr_decay_epochs > 0,
-            "lr_decay_epochs must be > 0",
-            lr_decay_epochs=self.lr_decay_epochs,
-        )
+        check_above(self, 0, "lr_decay_epochs")
         check_inside(self, 0, 1, "lr_decay_factor")
+        _check(
+            self.verbose in VERBOSITY,
+            f"verbose must be one of {', '.join(VERBOSITY)}",
+            verbose=self.verbose,
+        )
         _check(
             not (self.tune and self.strategy == "multi_worker"),
             "--tune spreads over machines with keras-tuner's own chief and workers (README, "
@@ -272,6 +297,9 @@ class ClassifierConfig(TrainConfig):
     )
     text_column: str = flag("text", "--data csv: the column of the texts")
     label_column: str = flag("label", "--data csv: the column of the labels (any names)")
+    no_baseline: bool = flag(
+        False, "skip the linear baseline (TF-IDF 1-2-grams + Dense) trained before the model"
+    )
     validation_split: float = flag(
         0.2, "fraction of the training split held out for validation (002 §2.2 uses 0.2)"
     )
@@ -331,8 +359,16 @@ class ClassifierConfig(TrainConfig):
     def __post_init__(self):
         super().__post_init__()
         check_at_least(
-            self, 0, "l2", "early_stopping_patience", "reduce_lr_patience", "overfit_batches"
+            self,
+            0,
+            "l2",
+            "early_stopping_patience",
+            "reduce_lr_patience",
+            "overfit_batches",
+            "unfreeze_after_epochs",
         )
+        # The LR is divided by it at the unfreeze, epochs into the run: 0 would divide by zero.
+        check_above(self, 0, "fine_tune_lr_factor")
         _check(0 <= self.dropout < 1, "dropout must be in [0, 1)", dropout=self.dropout)
         check_inside(self, 0, 1, "validation_split", "reduce_lr_factor")
         parse_class_weight(self.class_weight)  # raises ValueError when malformed
@@ -394,8 +430,8 @@ def parse_class_weight(text):
             "class_weight must be none, balanced or label=weight pairs such as 0=1,1=3. "
             f"Received: class_weight={text!r}"
         ) from None
-    if any(weight <= 0 for weight in weights.values()):
-        raise ValueError(f"class weights must be > 0. Received: class_weight={text!r}")
+    if not all(math.isfinite(weight) and weight > 0 for weight in weights.values()):
+        raise ValueError(f"class weights must be > 0 and finite. Received: class_weight={text!r}")
     return weights
 
 
@@ -405,6 +441,24 @@ def check_at_least(config, minimum, *names):
         value = getattr(config, name)
         if value < minimum:
             raise ValueError(f"{name} must be >= {minimum}. Received: {name}={value}")
+
+
+def check_finite(config):
+    """Raises ValueError naming the first float field of `config` that is NaN or infinite."""
+    for config_field in dataclasses.fields(config):
+        value = getattr(config, config_field.name)
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ValueError(
+                f"{config_field.name} must be a finite number. "
+                f"Received: {config_field.name}={value}"
+            )
+
+
+def check_above(config, minimum, *names):
+    """Raises ValueError naming the first of the `names` fields of `config` not above `minimum`."""
+    for name in names:
+        value = getattr(config, name)
+        _check(value > minimum, f"{name} must be > {minimum}", **{name: value})
 
 
 def check_inside(config, low, high, *names):

@@ -1,17 +1,18 @@
 """SavedModel export in the TensorFlow Serving layout: `<base>/<version>/`.
 
-Each export takes the next integer version, is written beside the others under a
-temporary name and renamed into place, so TF Serving (which watches the base path)
-never sees half a model and earlier versions are never touched.
+Each export is written beside the others under a temporary name (`tfkit.files`) and
+renamed into place as the next free integer version, so TF Serving (which watches the
+base path) never sees half a model, earlier versions are never touched, and two
+exports into one base at once take two versions.
 """
 
 import os
-import shutil
-import tempfile
+import re
 
 import tensorflow as tf
 import keras
 
+from tfkit import files
 from tfkit.data.text import texts_to_ids
 
 
@@ -19,7 +20,8 @@ def next_version(export_dir):
     """One more than the highest integer version folder under `export_dir` (1 if none)."""
     if not os.path.isdir(export_dir):
         return 1
-    versions = [int(name) for name in os.listdir(export_dir) if name.isdigit()]
+    # ASCII digits only: "²".isdigit() is True, and int("²") fails.
+    versions = [int(name) for name in os.listdir(export_dir) if re.fullmatch("[0-9]+", name)]
     return max(versions, default=0) + 1
 
 
@@ -52,21 +54,18 @@ def export_for_serving(export_dir, serve, input_signature, resources):
         archive.track(resource)
     archive.add_endpoint("serving_default", serve, input_signature=input_signature)
 
-    os.makedirs(export_dir, exist_ok=True)
-    version = next_version(export_dir)
-    staging = tempfile.mkdtemp(dir=export_dir, prefix=f".tmp-{version}-")
-    try:
+    with files.temporary_folder(export_dir, "export") as staging:
         archive.write_out(staging, verbose=False)
-        final = os.path.join(export_dir, str(version))
-        os.rename(staging, final)  # fails, rather than overwrite, if the version appeared
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+        # The version is chosen and taken under a lock: another export into the same
+        # base, at the same moment, takes the next one.
+        with files.locked(export_dir):
+            final = os.path.join(export_dir, str(next_version(export_dir)))
+            files.publish_folder(staging, final)
     return final
 
 
 def export_text_classifier(
-    export_dir, model, vectorizer, sequence_length, class_names=("neg", "pos")
+    export_dir, model, vectorizer, sequence_length, class_names=("neg", "pos"), features=None
 ):
     """Exports raw text in, the class out: the vectorizer and padding inside.
 
@@ -74,12 +73,14 @@ def export_text_classifier(
     (float32, [None, K], in the order of `class_names`) and `label` (the likeliest
     class's name, tf.string, [None]); a two-class model also returns `probability`
     (float32, [None]), its sigmoid output, the probability of `class_names[1]`.
+    `features(text)` gives the model's inputs; by default the token ids of
+    `texts_to_ids(vectorizer, text, sequence_length)`.
     """
     names = tf.constant(list(class_names))
+    features = features or (lambda text: texts_to_ids(vectorizer, text, sequence_length))
 
     def serve(text):
-        ids = texts_to_ids(vectorizer, text, sequence_length)
-        probabilities = tf.cast(model(ids, training=False), tf.float32)
+        probabilities = tf.cast(model(features(text), training=False), tf.float32)
         outputs = {}
         if len(class_names) == 2:  # the sigmoid's output, as clients of earlier exports read it
             outputs["probability"] = tf.reshape(probabilities, [-1])
@@ -88,6 +89,6 @@ def export_text_classifier(
         outputs["label"] = tf.gather(names, tf.argmax(probabilities, axis=1))
         return outputs
 
-    texts_to_ids(vectorizer, tf.constant([""]), sequence_length)  # builds an unused layer
+    features(tf.constant([""]))  # builds an unused layer
     signature = [tf.TensorSpec(shape=[None], dtype=tf.string, name="text")]
     return export_for_serving(export_dir, serve, signature, [vectorizer, model])

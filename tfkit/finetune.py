@@ -13,7 +13,7 @@ import os
 import keras
 import numpy as np
 
-from tfkit.errors import UsageError
+from tfkit.errors import RunStateError, UsageError
 
 VOCABULARY_FILE = "vocabulary.txt"
 
@@ -45,8 +45,14 @@ def copy_weights_from(model, path):
 
     Raises:
         UsageError: the two models' weights differ in number or shape.
+        RunStateError: the file cannot be loaded, or safe mode refuses it (a `Lambda`
+            layer holds Python code that loading would run).
     """
-    source = keras.saving.load_model(path, compile=False, safe_mode=True)
+    try:
+        source = keras.saving.load_model(path, compile=False, safe_mode=True)
+    except Exception as error:  # Keras raises ValueError, OSError, zipfile errors...
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise RunStateError(f"--init-from {path} cannot be loaded: {reason}") from None
     ours = [(weight.path, tuple(weight.shape)) for weight in model.weights]
     theirs = [(weight.path, tuple(weight.shape)) for weight in source.weights]
     mismatch = next(
@@ -81,6 +87,8 @@ class FineTune(keras.callbacks.Callback):
     (what a recompile does for it), keeping the optimizer: it was built with every
     variable at the start, so the unfrozen ones start with fresh slots. Put it before
     the backup, which then restores a resumed run's own weights over the source's.
+    Under an LR schedule the schedule divides the LR instead (`fine_tuning` passes
+    `lr_factor=1`).
     """
 
     def __init__(
@@ -139,12 +147,15 @@ def fine_tuning(config, parts=None):
     freeze = getattr(config, "freeze", None)
     if not (config.init_from or freeze):
         return []
+    # Under a schedule, which sets the LR every step, the schedule divides it
+    # (`tfkit.optim.scheduled_learning_rate`); a division here would be overwritten.
+    lr_factor = 1.0 if config.scheduled else getattr(config, "fine_tune_lr_factor", 10.0)
     return [
         FineTune(
             config.init_from,
             freeze,
             getattr(config, "unfreeze_after_epochs", 0),
-            getattr(config, "fine_tune_lr_factor", 10.0),
+            lr_factor,
             parts,
         )
     ]

@@ -27,7 +27,7 @@ def save_grid(path, images, title=None, scale=GRID_SCALE):
     """
     from PIL import Image, ImageDraw
 
-    from tfkit.runs import atomic_path
+    from tfkit.files import atomic_path
 
     grid = Image.fromarray(tile(images))
     grid = grid.resize((grid.width * scale, grid.height * scale), Image.NEAREST)

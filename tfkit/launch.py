@@ -20,6 +20,8 @@ import sys
 import threading
 import time
 
+from tfkit.cli import FAILURE, USAGE_ERROR
+
 
 def free_ports(count):
     """`count` distinct TCP ports on 127.0.0.1 that are free right now."""
@@ -58,20 +60,12 @@ def launch(workers, command, poll_seconds=0.2):
 
     Returns:
         The chief's exit status; if another worker fails first, that worker's status
-        (or 1), after stopping the rest.
+        (or 1), after stopping the rest. If a worker cannot start, the ones started
+        are stopped and the status is 2 when the command cannot run here (not found,
+        not executable), else 1.
     """
     addresses = [f"127.0.0.1:{port}" for port in free_ports(workers)]
     processes = []
-    for index in range(workers):
-        env = dict(os.environ, TF_CONFIG=tf_config(addresses, index))
-        if index == 0:
-            processes.append(subprocess.Popen(command, env=env))
-            continue
-        process = subprocess.Popen(
-            command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
-        )
-        threading.Thread(target=_prefix_lines, args=(process, index), daemon=True).start()
-        processes.append(process)
 
     def stop_all(signum=None, frame=None):
         if signum is not None:
@@ -85,8 +79,26 @@ def launch(workers, command, poll_seconds=0.2):
         for process in processes:
             if process.poll() is None:
                 process.kill()
+                process.wait()
         if signum is not None:
             sys.exit(128 + signum)
+
+    for index in range(workers):
+        env = dict(os.environ, TF_CONFIG=tf_config(addresses, index))
+        try:
+            processes.append(_start(command, env, index))
+        except OSError as error:
+            stopped = "; the workers started were stopped" if processes else ""
+            stop_all()  # they would wait for this one forever
+            # Not found or not executable: the command is wrong, not the machine.
+            usage = isinstance(error, (FileNotFoundError, PermissionError))
+            way_out = "give a command that runs here" if usage else "try again"
+            print(
+                f"tfkit launch: cannot start worker {index} ({command[0]}: {error.strerror})"
+                f"{stopped}; {way_out}",
+                file=sys.stderr,
+            )
+            return USAGE_ERROR if usage else FAILURE
 
     previous = {
         number: signal.signal(number, stop_all) for number in (signal.SIGTERM, signal.SIGINT)
@@ -118,6 +130,15 @@ def launch(workers, command, poll_seconds=0.2):
     finally:
         for number, handler in previous.items():
             signal.signal(number, handler)
+
+
+def _start(command, env, index):
+    """Starts worker `index`: the chief's output passes through, the others' is prefixed."""
+    if index == 0:
+        return subprocess.Popen(command, env=env)
+    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    threading.Thread(target=_prefix_lines, args=(process, index), daemon=True).start()
+    return process
 
 
 def _wait(processes, seconds):

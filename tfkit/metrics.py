@@ -46,13 +46,13 @@ def binary_metrics():
     ]
 
 
-def evaluate_classifier(model, dataset, class_names):
+def evaluate_classifier(model, dataset, class_names, verbose=0):
     """`model.evaluate` on `dataset`, plus what a confusion matrix tells.
 
     Adds `confusion_matrix` (rows the true class, columns the predicted, in class
     order), `per_class` {name: {"precision", "recall", "examples"}} and `macro_f1`.
     """
-    metrics = model.evaluate(dataset, return_dict=True)
+    metrics = model.evaluate(dataset, return_dict=True, verbose=verbose)
     probabilities = np.asarray(model.predict(dataset, verbose=0), dtype="float32")
     true = np.concatenate([np.asarray(labels).reshape(-1) for _, labels in dataset])
     true = true.astype("int64")

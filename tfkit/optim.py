@@ -60,8 +60,20 @@ def scheduled_learning_rate(config, step, steps_per_epoch, base):
     Warm-up raises it linearly to `base` over the first `warmup_epochs`; then `step`
     multiplies it by `lr_decay_factor` every `lr_decay_epochs`, `exponential` does so
     smoothly, and `cosine` lowers it along half a cosine to `min_learning_rate` at the
-    last step of `config.epochs`.
+    last step of `config.epochs`. Once `--freeze`'s layers unfreeze
+    (`--unfreeze-after-epochs`), it is divided by `--fine-tune-lr-factor`.
     """
+    rate = _scheduled(config, step, steps_per_epoch, base)
+    # The schedule sets the LR before every step, so it would undo a division made once
+    # at the unfreeze (what `FineTune` does without a schedule): it divides itself. A
+    # function of the step alone, which a backup restores, so a resume stays exact.
+    unfreeze = getattr(config, "unfreeze_after_epochs", 0)  # classifiers only
+    if getattr(config, "freeze", None) and unfreeze and step >= unfreeze * steps_per_epoch:
+        rate /= config.fine_tune_lr_factor
+    return rate
+
+
+def _scheduled(config, step, steps_per_epoch, base):
     warmup = config.warmup_epochs * steps_per_epoch
     if step < warmup:
         return base * (step + 1) / warmup

@@ -2,10 +2,14 @@
 
 Everything a person looks at to judge a run, on one page that needs no network (plots
 and pictures are embedded as data URIs): the diagnosis and its advice, the test
-metrics with the confusion matrix and per-class metrics (the GAN: its image grids and
-scores), the learning curves, the learning rate by epoch, the gradient norms, the LR
-range test and the capacity check if they ran, and the config. It reads only the
-files the run wrote.
+metrics with the confusion matrix and per-class metrics, the linear baseline's scores
+beside the model's (the GAN: its image grids and scores), the learning curves, the
+learning rate by epoch, the gradient norms, the LR range test and the capacity check
+if they ran, and the config. It reads only the files the run wrote.
+
+Class names, file names, flags and the folder's name are the user's: `_table` escapes
+every cell it is given as text, so the sections pass plain text and never escape it
+themselves; a cell that is HTML already (`Markup`) escaped its text where it was built.
 """
 
 import base64
@@ -17,8 +21,9 @@ import os
 import numpy as np
 import pandas as pd
 
-from tfkit.diagnostics.verdict import confusion, per_class
-from tfkit.runs import history_figure, write_atomic
+from tfkit.diagnostics.verdict import confusion, per_class, said_ignored
+from tfkit.figures import history_figure
+from tfkit.files import write_text
 
 STYLE = """
 body { font-family: system-ui, sans-serif; max-width: 1100px; margin: 2em auto; color: #222; }
@@ -32,6 +37,19 @@ img { max-width: 100%; } .grids img { width: 32%; margin-right: 1%; image-render
 .muted { color: #777; }
 """
 HEALTHY = ("good", "still improving")
+SKIPPED_SHOWN = 20  # skipped files named on the page; metrics.json names them all
+# The scores set beside the baseline's, as `evaluate_classifier` names them.
+BASELINE_METRICS = {"accuracy": "accuracy", "macro_f1": "macro-F1", "loss": "loss", "auc": "AUC"}
+
+
+class Markup(str):
+    """A table cell that is HTML already: `_table` writes it as it is."""
+
+
+def _bold(label, text=None):
+    """`<b>label</b>: text` as a cell, both escaped."""
+    cell = f"<b>{html.escape(label)}</b>"
+    return Markup(cell if text is None else f"{cell}: {html.escape(text)}")
 
 
 def write_report(run_dir, out=None):
@@ -56,7 +74,7 @@ def write_report(run_dir, out=None):
         + "</body></html>"
     )
     path = out or os.path.join(run_dir, "report.html")
-    write_atomic(path, page)
+    write_text(path, page)
     return path
 
 
@@ -106,12 +124,8 @@ def _diagnosis_section(run):
         return ""
     healthy = diagnosis["fit"] in HEALTHY and diagnosis["gradients"] == "ok"
     rows = [
-        ("fit", f"<b>{html.escape(diagnosis['fit'])}</b>: {html.escape(diagnosis['why'])}"),
-        (
-            "gradients",
-            f"<b>{html.escape(diagnosis['gradients'])}</b>: "
-            f"{html.escape(diagnosis['gradients_why'])}",
-        ),
+        ("fit", _bold(diagnosis["fit"], diagnosis["why"])),
+        ("gradients", _bold(diagnosis["gradients"], diagnosis["gradients_why"])),
         ("best epoch", f"{diagnosis['best_epoch']} (counted from 0, as in history.csv)"),
     ]
     first = diagnosis.get("first_loss")
@@ -123,15 +137,23 @@ def _diagnosis_section(run):
                 f"{first['value']:.4f}, expected about {first['expected']:.4f}: {verdict}",
             )
         )
+        # Class weights weigh the training loss only: validation starts elsewhere.
+        val_expected = first.get("val_expected")
+        if val_expected and abs(val_expected - first["expected"]) > 1e-3 * first["expected"]:
+            rows.append(("first validation loss", f"about {val_expected:.4f} (no class weights)"))
     baseline = diagnosis.get("majority_baseline")
     if baseline:
         rows.append(
             (
                 "majority baseline",
-                f"always '{html.escape(baseline['class'])}': accuracy "
+                f"always '{baseline['class']}': accuracy "
                 f"{baseline['accuracy']:.3f} on {baseline['split']}, AUC 0.5",
             )
         )
+    if diagnosis.get("baseline"):
+        rows.append(("linear baseline", diagnosis["baseline"]))
+    if diagnosis.get("ignored_classes"):
+        rows.append(("ignored classes", said_ignored(diagnosis["ignored_classes"])))
     advice = "".join(f"<li>{html.escape(line)}</li>" for line in diagnosis["advice"])
     return (
         f"<h2>Diagnosis</h2><div class='verdict {'ok' if healthy else 'alarm'}'>"
@@ -166,10 +188,13 @@ def _results_section(run):
             parts.append(
                 _table(_per_class(matrix, names), ("class", "precision", "recall", "examples"))
             )
+    if metrics.get("baseline"):
+        parts.append(_baseline_part(metrics))
     if run["grids"]:
         chosen = sorted({run["grids"][0], run["grids"][len(run["grids"]) // 2], run["grids"][-1]})
         images = "".join(
-            f"<img src='{_file_uri(path)}' alt='{os.path.basename(path)}'>" for path in chosen
+            f"<img src='{_file_uri(path)}' alt='{html.escape(os.path.basename(path))}'>"
+            for path in chosen
         )
         parts.append(
             f"<p>Generated images, first, middle and last epoch:</p><div class='grids'>{images}</div>"
@@ -185,7 +210,38 @@ def _results_section(run):
             for split, counts in metrics["class_counts"].items()
         ]
         parts.append(_table(rows, ("split", "examples per class")))
+    skipped = metrics.get("skipped_files") or []
+    if skipped:
+        shown = skipped[:SKIPPED_SHOWN]
+        parts.append(
+            f"<p>{len(skipped)} file(s) could not be read and were skipped"
+            + (f"; the first {len(shown)}:" if len(shown) < len(skipped) else ":")
+            + "</p>"
+        )
+        parts.append(_table([(e["file"], e["error"]) for e in shown], ("file", "why")))
     return "<h2>Results</h2>" + "".join(parts) if parts else ""
+
+
+def _baseline_part(metrics):
+    """The model's scores beside the linear baseline's, on validation and test."""
+    baseline = metrics["baseline"]
+    splits = [s for s in ("val", "test") if metrics.get(s) or baseline.get(s)]
+    columns = ["metric"]
+    for split in splits:
+        columns += [f"model ({split})", f"baseline ({split})"]
+    rows = []
+    for name, label in BASELINE_METRICS.items():
+        ours = [(metrics.get(split) or {}).get(name) for split in splits]
+        theirs = [(baseline.get(split) or {}).get(name) for split in splits]
+        pairs = list(zip(ours, theirs))
+        # A score only one of them has (AUC: the baseline may not log it) compares nothing.
+        if any(a is not None and b is not None for a, b in pairs):
+            cells = ["–" if value is None else _number(value) for pair in pairs for value in pair]
+            rows.append((label, *cells))
+    seconds = baseline.get("seconds")
+    trained = f", trained in {float(seconds):.1f} s" if seconds is not None else ""
+    about = f"{baseline.get('model', 'a linear model')}{trained}"
+    return f"<p>Against the baseline ({html.escape(about)}):</p>" + _table(rows, columns)
 
 
 def _curves_section(run):
@@ -242,9 +298,9 @@ def _lr_find_section(run):
     figure = lr_find.figure(run["lr_find_rows"], found["suggested_learning_rate"], "LR range test")
     rows = [
         ("suggested learning rate", f"{found['suggested_learning_rate']:.3g}"),
-        ("rule", html.escape(found["rule"])),
+        ("rule", found["rule"]),
         ("diverged at", _number(found["diverged_at"]) if found["diverged_at"] else "did not"),
-        *[(html.escape(k), f"{v:.3g}") for k, v in found.get("other_suggestions", {}).items()],
+        *[(k, f"{v:.3g}") for k, v in found.get("other_suggestions", {}).items()],
     ]
     return f"<h2>LR range test</h2><img src='{_figure_uri(figure)}' alt='LR range test'>" + _table(
         rows, header=False
@@ -257,7 +313,7 @@ def _capacity_section(run):
         return ""
     said = "fits" if result["fits"] else "cannot fit"
     rows = [
-        ("verdict", f"<b>{said}</b>"),
+        ("verdict", _bold(said)),
         ("training loss", f"{result['first_loss']:.4f} → {result['final_loss']:.4f}"),
         ("steps", result["steps"]),
         ("batches", result["batches"]),
@@ -275,7 +331,7 @@ def _kfold_section(run):
     if table is None:
         return ""
     rows = [
-        [html.escape(str(value)) if isinstance(value, str) else _number(value) for value in row]
+        [value if isinstance(value, str) else _number(value) for value in row]
         for row in table.itertuples(index=False)
     ]
     return (
@@ -286,18 +342,19 @@ def _kfold_section(run):
 
 
 def _config_section(run):
-    rows = [(html.escape(k), html.escape(json.dumps(v))) for k, v in sorted(run["config"].items())]
+    rows = [(k, json.dumps(v)) for k, v in sorted(run["config"].items())]
     return "<h2>Config</h2>" + _table(rows, ("flag", "value")) if rows else ""
 
 
 def _per_class(matrix, names):
     return [
-        (html.escape(name), _number(c["precision"]), _number(c["recall"]), c["examples"])
+        (name, _number(c["precision"]), _number(c["recall"]), c["examples"])
         for name, c in per_class(matrix, names, undefined=float("nan")).items()
     ]
 
 
 def _table(rows, columns=None, header=True):
+    """An HTML table; numbers right-aligned, text escaped (`Markup` written as it is)."""
     head = ""
     if header and columns:
         head = "<tr>" + "".join(f"<th>{html.escape(str(c))}</th>" for c in columns) + "</tr>"
@@ -306,7 +363,7 @@ def _table(rows, columns=None, header=True):
         + "".join(
             f"<td class='number'>{cell}</td>"
             if isinstance(cell, (int, float))
-            else f"<td>{cell}</td>"
+            else f"<td>{cell if isinstance(cell, Markup) else html.escape(str(cell))}</td>"
             for cell in row
         )
         + "</tr>"
@@ -323,7 +380,7 @@ def _number(value):
     try:
         return f"{float(value):.4g}"
     except (TypeError, ValueError):
-        return html.escape(str(value))
+        return str(value)  # text: `_table` escapes it
 
 
 def _figure_uri(figure):

@@ -12,14 +12,15 @@ import json
 import os
 import shutil
 import socket
-import tempfile
 
 import keras
 import tensorflow as tf
 
 from tfkit import signals
+from tfkit.figures import confusion_figure, plot_history, save_figure
+from tfkit.files import TEMPORARY, plain, write_json
 from tfkit.distribute import chief_or_temporary, describe, is_chief
-from tfkit.errors import RunComplete, UsageError
+from tfkit.errors import RunComplete, RunStateError, UsageError
 
 
 # Flags that say where and how a run goes, not what it trains: they may differ when a
@@ -27,14 +28,15 @@ from tfkit.errors import RunComplete, UsageError
 NOT_TRAINING_FLAGS = frozenset(
     {
         "run_dir", "export_dir", "export", "overwrite", "backup_every", "grad_norm_every",
-        "strategy", "logical_cpus", "jit_compile",
+        "strategy", "logical_cpus", "jit_compile", "verbose",
         "tune", "tuner", "max_trials", "executions_per_trial", "objective", "retrain_best",
-        "lr_find", "overfit_batches",
+        "lr_find", "overfit_batches", "no_baseline",
         "class_names",  # what the data holds, recorded once it is read
     }
 )  # fmt: skip
+# Flags that name a file or folder: recorded and compared resolved.
+PATH_FLAGS = ("data_dir", "init_from", "run_dir", "export_dir", "retrain_best")
 LOCK_FILE = ".lock"
-TEMPORARY = ".tmp-"  # the prefix of a file being written (`atomic_path`)
 
 
 def default_run_dir(recipe):
@@ -76,7 +78,8 @@ def start_run(recipe, config, strategy):
 
     - the same command on a finished run raises `RunComplete` and changes nothing;
     - other training flags (see `NOT_TRAINING_FLAGS`) raise `UsageError` naming them,
-      unless `--overwrite`, which empties the folder and trains afresh;
+      unless `--overwrite`, which empties the folder and trains afresh (never a folder
+      of another recipe, or a search's for a run and a run's for a search);
     - a folder in use by a live process raises `UsageError` naming its process id;
     - otherwise a run left unfinished resumes from its backup (a search, its trials).
 
@@ -84,26 +87,26 @@ def start_run(recipe, config, strategy):
 
     Raises:
         RunComplete, UsageError: as above.
+        RunStateError: the folder cannot be written.
     """
     # A new Keras session: layers get the names they get in a new process (which
     # `--freeze LAYER` refers to), whatever this process built before.
     keras.backend.clear_session()
     seed_everything(config.seed, config.deterministic)
-    record = {"recipe": recipe, **dataclasses.asdict(config)}
+    record = config_record(recipe, config)
     if config.tune:
         folder = config.run_dir or default_search_dir(recipe, config.tuner)
-        _check_folder_belongs(folder, record, config.overwrite, search=True)
         # Distributed searches share one folder: one lock per keras-tuner process.
         tuner_id = os.environ.get("KERASTUNER_TUNER_ID", "")
-        lock = FolderLock(folder, f"{LOCK_FILE}{'-' + tuner_id if tuner_id else ''}").acquire()
-        _record_config(folder, record)
+        lock = _claim(folder, f"{LOCK_FILE}{'-' + tuner_id if tuner_id else ''}", record,
+                      config.overwrite, search=True)  # fmt: skip
+        _record_config(folder, record, replace=config.overwrite)
         return Run(recipe, folder, config, strategy, lock)
 
     folder = chief_or_temporary(config.run_dir or default_run_dir(recipe), strategy)
     lock = None
     if is_chief(strategy):
-        _check_folder_belongs(folder, record, config.overwrite, mode=config.mode)
-        lock = FolderLock(folder).acquire()
+        lock = _claim(folder, LOCK_FILE, record, config.overwrite, mode=config.mode)
         if config.overwrite:
             _empty_folder(folder, keep=LOCK_FILE)
     _record_config(folder, record)
@@ -119,6 +122,43 @@ def start_run(recipe, config, strategy):
     return Run(recipe, folder, config, strategy, lock)
 
 
+def config_record(recipe, config):
+    """What config.json holds: the recipe and every field, path flags resolved.
+
+    Paths are made absolute with symlinks followed, so `d/x.csv`, `./d/x.csv` and a link
+    to it are the same run wherever the command is typed from.
+    """
+    record = {"recipe": recipe, **dataclasses.asdict(config)}
+    for name in PATH_FLAGS:
+        record[name] = resolved_path(record.get(name))
+    return record
+
+
+def resolved_path(path):
+    """`path` absolute, `~` expanded and symlinks followed (None stays None)."""
+    return None if path is None else os.path.realpath(os.path.expanduser(path))
+
+
+def _claim(folder, lock_name, record, overwrite, search=False, mode=None):
+    """Locks `folder`, then checks that it is this run's or search's (see `start_run`).
+
+    The checks run under the lock, so two processes never both find a folder free.
+    """
+    try:
+        lock = FolderLock(folder, lock_name).acquire()
+    except OSError as error:
+        raise RunStateError(
+            f"--run-dir {folder} cannot be written ({error.strerror}); choose a folder you can "
+            "write to"
+        ) from None
+    try:
+        _check_folder_belongs(folder, record, overwrite, search=search, mode=mode)
+    except BaseException:
+        lock.release()
+        raise
+    return lock
+
+
 def record_in_config(run, config, **derived):
     """`config` with the fields the data decided (`class_names`), also written to config.json."""
     update_config_json(run.dir, **derived)
@@ -130,7 +170,7 @@ def update_config_json(folder, **fields):
     path = os.path.join(folder, "config.json")
     with open(path) as file:
         record = json.load(file)
-    news = json.loads(json.dumps(fields, default=_plain))  # tuples as JSON lists, to compare
+    news = json.loads(json.dumps(fields, default=plain))  # tuples as JSON lists, to compare
     if any(record.get(name) != value for name, value in news.items()):
         write_json(path, {**record, **news})
 
@@ -190,7 +230,10 @@ def _diagnose(run, history_csv, record):
             run.checks,
             record.get("class_counts"),
             record.get("test"),
+            val=record.get("val"),
+            baseline=record.get("baseline"),
         )
+        against_baseline = verdict.compare_with_baseline(record)
     except Exception as error:  # the doctor must never cost a run its metrics
         print(f"diagnosis: failed ({type(error).__name__}: {error}); the run's metrics stand")
         return {
@@ -201,6 +244,8 @@ def _diagnose(run, history_csv, record):
             "best_epoch": None,
             "advice": [],
         }
+    if against_baseline:
+        print(against_baseline)
     print(verdict.describe(diagnosis))
     print(f"report: python -m tfkit report {run.dir}")
     return diagnosis
@@ -260,12 +305,20 @@ class FolderLock:
 
 
 def training_differences(saved, current):
-    """The training flags on which two config records differ: {flag: (saved, current)}."""
+    """The training flags on which two config records differ: {flag: (saved, current)}.
+
+    Path flags compare as paths (a folder recorded relative, before paths were resolved,
+    is read from the current directory).
+    """
     keys = (set(saved) | set(current)) - NOT_TRAINING_FLAGS
+
+    def value(record, key):
+        return resolved_path(record.get(key)) if key in PATH_FLAGS else record.get(key)
+
     return {
         key: (saved.get(key), current.get(key))
         for key in sorted(keys)
-        if saved.get(key) != current.get(key)
+        if value(saved, key) != value(current, key)
     }
 
 
@@ -285,15 +338,17 @@ def _check_folder_belongs(folder, record, overwrite, search=False, mode=None):
                 "choose an empty or new folder"
             )
         return
-    if overwrite:
-        return
     with open(config_path) as file:
         saved = json.load(file)
-    if saved.get("recipe") != record["recipe"]:
+    saved_kind = "search" if saved.get("tune") else "run"
+    if saved.get("recipe") != record["recipe"] or saved_kind != kind:
+        # Not even --overwrite: it would empty another recipe's run, or a search.
         raise UsageError(
-            f"{folder} holds a {kind} of {saved.get('recipe')}, not {record['recipe']}; use another "
-            "--run-dir"
+            f"{folder} holds a {saved_kind} of {saved.get('recipe')}, not a {kind} of "
+            f"{record['recipe']}; use another --run-dir"
         )
+    if overwrite:
+        return
     if record.get("learning_rate") == "auto" and saved.get("learning_rate_source") == "lr-find":
         record = {
             **record,
@@ -317,10 +372,11 @@ def _check_folder_belongs(folder, record, overwrite, search=False, mode=None):
         )
 
 
-def _record_config(folder, record):
-    """Writes `config.json` into a new folder; a resumed folder keeps the one that made it."""
+def _record_config(folder, record, replace=False):
+    """Writes `config.json` into a new folder (or, `replace`d, one started afresh); a
+    resumed folder keeps the one that made it."""
     path = os.path.join(folder, "config.json")
-    if not os.path.exists(path):
+    if replace or not os.path.exists(path):
         write_json(path, record)
 
 
@@ -344,106 +400,3 @@ def seed_everything(seed, deterministic):
     keras.utils.set_random_seed(seed)  # Python, NumPy and TensorFlow
     if deterministic:
         tf.config.experimental.enable_op_determinism()
-
-
-@contextlib.contextmanager
-def atomic_path(path):
-    """Yields a temporary path beside `path`, renamed onto it if the block succeeds.
-
-    Readers (and a resumed run) then see the old file or the new one, never half of one.
-    """
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(
-        dir=folder, prefix=TEMPORARY, suffix=os.path.basename(path)
-    )
-    os.close(handle)
-    try:
-        yield temporary
-        os.replace(temporary, path)
-    except BaseException:
-        os.unlink(temporary)
-        raise
-
-
-def write_atomic(path, text):
-    """Writes `text` to `path` through a temporary file in the same folder and a rename."""
-    with atomic_path(path) as temporary, open(temporary, "w") as file:
-        file.write(text)
-
-
-def write_json(path, data):
-    """Writes `data` as indented JSON, atomically."""
-    write_atomic(path, json.dumps(data, indent=2, sort_keys=True, default=_plain) + "\n")
-
-
-def _plain(value):
-    """NumPy and TensorFlow numbers as Python numbers in JSON; anything else as text."""
-    return value.item() if hasattr(value, "item") else str(value)
-
-
-def plot_history(history_csv, png_path, pairs=None, title=None):
-    """Plots learning curves from `history.csv` into `png_path` (see `history_figure`)."""
-    import pandas as pd
-
-    save_figure(history_figure(pd.read_csv(history_csv), pairs, title), png_path)
-
-
-def save_figure(figure, png_path):
-    """Writes a matplotlib Figure as a PNG, atomically."""
-    with atomic_path(png_path) as temporary:
-        figure.savefig(temporary, dpi=80, format="png")
-
-
-def confusion_figure(matrix, class_names, title=None):
-    """A confusion matrix (rows the true class) as a matplotlib Figure, counts in the cells."""
-    import numpy as np
-    from matplotlib.figure import Figure
-
-    matrix = np.asarray(matrix)
-    size = 2 + 0.6 * len(class_names)
-    figure = Figure(figsize=(size + 1, size))
-    axis = figure.subplots()
-    image = axis.imshow(matrix, cmap="Blues")
-    ticks = range(len(class_names))
-    axis.set_xticks(ticks, class_names, rotation=45, ha="right")
-    axis.set_yticks(ticks, class_names)
-    axis.set_xlabel("predicted")
-    axis.set_ylabel("true")
-    for (row, column), count in np.ndenumerate(matrix):
-        dark = count > matrix.max() / 2
-        axis.text(
-            column, row, int(count), ha="center", va="center", color="white" if dark else "black"
-        )
-    figure.colorbar(image)
-    if title:
-        axis.set_title(title)
-    figure.tight_layout()
-    return figure
-
-
-def history_figure(history, pairs=None, title=None):
-    """Learning curves, one panel per metric with its `val_` twin, as a matplotlib Figure.
-
-    Args:
-        history: the run's history (a DataFrame of `history.csv`).
-        pairs: the metric names to plot, one panel each; by default loss, accuracy
-            and AUC where the history has them.
-        title: the figure's title.
-    """
-    from matplotlib.figure import Figure
-
-    pairs = [name for name in (pairs or ("loss", "accuracy", "auc")) if name in history]
-    figure = Figure(figsize=(5 * max(1, len(pairs)), 3.5))
-    axes = figure.subplots(1, max(1, len(pairs)), squeeze=False)
-    for axis, name in zip(axes[0], pairs):
-        axis.plot(history["epoch"], history[name], "o-", label=f"train {name}")
-        if f"val_{name}" in history:
-            axis.plot(history["epoch"], history[f"val_{name}"], "o-", label=f"validation {name}")
-        axis.set_xlabel("epoch")
-        axis.set_title(name)
-        axis.legend()
-    if title:
-        figure.suptitle(title)
-    figure.tight_layout()
-    return figure

@@ -18,7 +18,8 @@ import keras_tuner.engine.hyperparameters as kinds
 import pandas as pd
 
 from tfkit.errors import UsageError
-from tfkit.runs import default_search_dir, write_atomic, write_json
+from tfkit.files import write_json, write_text
+from tfkit.runs import default_search_dir
 
 TUNERS = {
     "random": keras_tuner.RandomSearch,
@@ -55,7 +56,11 @@ def best_config(recipe, config):
         f"retraining trial {best['trial_id']}'s hyperparameters ({best['objective']} "
         f"{best['score']:.4g}) for {epochs} epochs on train + validation data"
     )
-    return dataclasses.replace(config, epochs=epochs, **best["hyperparameters"])
+    # The search space's names are config fields; a tuner may store its own beside
+    # them (Hyperband: tuner/epochs, tuner/bracket, ...), which are no settings.
+    fields = {config_field.name for config_field in dataclasses.fields(config)}
+    chosen = {name: value for name, value in best["hyperparameters"].items() if name in fields}
+    return dataclasses.replace(config, epochs=epochs, **chosen)
 
 
 def objective_of(config):
@@ -107,7 +112,7 @@ class RecipeHyperModel(keras_tuner.HyperModel):
             *callbacks,
         ]
         kwargs.setdefault("epochs", config.epochs)  # Hyperband sets its own
-        return model.fit(*args, verbose=2, **arguments, **kwargs)
+        return model.fit(*args, verbose=config.fit_verbosity(), **arguments, **kwargs)
 
 
 def search(recipe, config, build_model, search_space, fit_arguments, strategy=None, run=None):
@@ -224,7 +229,7 @@ def write_results(tuner, directory, objective):
     if not table.empty:
         ascending = direction(objective) == "min"
         table = table.sort_values(objective, ascending=ascending, na_position="last")
-    write_atomic(os.path.join(directory, "trials.csv"), table.to_csv(index=False))
+    write_text(os.path.join(directory, "trials.csv"), table.to_csv(index=False))
     best = tuner.oracle.get_best_trials(1)
     if best:
         write_json(
@@ -328,10 +333,9 @@ def report(directory, png_path=None, top=3):
     Returns:
         The ranked `pandas.DataFrame`.
     """
-    import matplotlib
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from tfkit.figures import save_figure
 
     path = os.path.join(directory, "trials.csv")
     if not os.path.exists(path):
@@ -342,8 +346,8 @@ def report(directory, png_path=None, top=3):
     table = table.sort_values(objective, ascending=direction(objective) == "min")
     first = list(table.columns).index("trial_id") + 1
     hyperparameters = list(table.columns[first : list(table.columns).index(objective)])[:top]
-    figure, axes = plt.subplots(1, len(hyperparameters), figsize=(4.5 * len(hyperparameters), 3.5),
-                                squeeze=False)  # fmt: skip
+    figure = Figure(figsize=(4.5 * len(hyperparameters), 3.5))
+    axes = figure.subplots(1, len(hyperparameters), squeeze=False)
     for axis, name in zip(axes[0], hyperparameters):
         values = table[name]
         numeric = pd.api.types.is_numeric_dtype(values)
@@ -353,7 +357,5 @@ def report(directory, png_path=None, top=3):
         axis.set_xlabel(name)
         axis.set_ylabel(objective)
     figure.tight_layout()
-    png_path = png_path or os.path.join(directory, "objective.png")
-    figure.savefig(png_path, dpi=80)
-    plt.close(figure)
+    save_figure(figure, png_path or os.path.join(directory, "objective.png"))
     return table

@@ -17,10 +17,11 @@ import keras
 from tfkit.data.order import Balance, epoch_batches
 
 
-def adapt_vectorizer(texts, max_tokens=10_000, batch_size=1024):
-    """A `TextVectorization` layer adapted on `texts`, keeping the `max_tokens` commonest words."""
+def adapt_vectorizer(texts, max_tokens=10_000, batch_size=1024, ngrams=None):
+    """A `TextVectorization` layer adapted on `texts`, keeping the `max_tokens` commonest words
+    (with `ngrams`, word n-grams up to that length as well)."""
     vectorizer = keras.layers.TextVectorization(
-        max_tokens=max_tokens, output_mode="int", ragged=True
+        max_tokens=max_tokens, output_mode="int", ragged=True, ngrams=ngrams
     )
     vectorizer.adapt(tf.data.Dataset.from_tensor_slices(list(texts)).batch(batch_size))
     return vectorizer
@@ -49,28 +50,71 @@ def vectorize(vectorizer, texts, sequence_length, batch_size=2048):
     return np.concatenate(list(dataset.as_numpy_iterator()))
 
 
-def imdb_text_datasets(config, run_dir=None):
+def imdb_text_datasets(config, run=None):
     """IMDB as the text recipes train on it, from a `ClassifierConfig` with text fields.
 
-    Loads the reviews from `--data`, adapts the vectorizer on the training text
-    (`config.max_features` words) or, under `--init-from`, takes the source model's
-    vocabulary (words it never saw read as `[UNK]`), turns every split into
-    `config.max_len` token ids once, and batches them into the `(train, val, test)`
-    pipelines. The vocabulary goes to `run_dir/vocabulary.txt`, for a later fine-tuning.
+    Reads the texts and trains the run's baseline on them (`text_splits`), adapts the
+    vectorizer on the training text (`config.max_features` words) or, under
+    `--init-from`, takes the source model's vocabulary (`text_vectorizer`), turns every
+    split into `config.max_len` token ids once, and batches them into the
+    `(train, val, test)` pipelines.
 
     Returns:
         `(splits, vectorizer, (train, val, test))`: `splits` holds the token ids (for
         search trials to re-batch without vectorizing again); `val` is None under
         `--retrain-best` and `--kfold`.
     """
-    from tfkit.finetune import VOCABULARY_FILE, vocabulary_path
-    from tfkit.errors import UsageError
-    from tfkit.runs import write_atomic
+    splits = text_splits(config, run)
+    vectorizer = text_vectorizer(config, splits.train[0], run.dir if run else None)
+    ids = vectorize_splits(splits, vectorizer, config.max_len)
+    if config.init_from:
+        tokens = ids.train[0][ids.train[0] > 0]
+        unknown = float((tokens == 1).mean()) if tokens.size else 0.0
+        print(
+            f"vocabulary: {vectorizer.vocabulary_size()} words from {config.init_from}; "
+            f"{unknown:.1%} of the training words here are not among them and read as [UNK]"
+        )
+    return ids, vectorizer, batched_datasets(ids, config.batch_size, config.seed, config.resample)
+
+
+def text_splits(config, run=None):
+    """The labelled texts `--data` names, split (`load_texts`), with the run's baseline.
+
+    Unless `--no-baseline`, the linear baseline (`tfkit.baseline`) is trained on these
+    splits before the model, and goes to `run.results["baseline"]` (metrics.json). Under
+    `--retrain-best` and `--kfold` the validation texts then join the training ones.
+    """
+    from tfkit.baseline import text_baseline
 
     splits = load_texts(config)
+    print(f"classes: {splits.describe()}")
+    if run is not None and not config.no_baseline:
+        baseline = text_baseline(splits, config.seed, run.dir)
+        run.results["baseline"] = baseline
+        scores = baseline["val"] or baseline["test"]
+        print(
+            f"baseline ({baseline['model']}, {baseline['seconds']:.1f} s): validation "
+            f"accuracy {scores['accuracy']:.3f}, macro-F1 {scores['macro_f1']:.3f}"
+        )
     if config.retrain_best or config.kfold:  # the final model learns from all of them
         splits = splits.with_validation_in_training()
-    print(f"classes: {splits.describe()}")
+    return splits
+
+
+def text_vectorizer(config, texts, run_dir=None, ngrams=None):
+    """A `TextVectorization` of `config.max_features` words (and `ngrams`-grams) for `texts`.
+
+    Adapted on `texts`, or under `--init-from` the source model's vocabulary (words it
+    never saw read as `[UNK]`). The vocabulary goes to `run_dir/vocabulary.txt` once, for
+    a later fine-tuning.
+
+    Raises:
+        UsageError: the source's vocabulary is larger than `--max-features`.
+    """
+    from tfkit.errors import UsageError
+    from tfkit.files import write_text
+    from tfkit.finetune import VOCABULARY_FILE, vocabulary_path
+
     if config.init_from:
         vocabulary = read_vocabulary(vocabulary_path(config.init_from))
         if len(vocabulary) > config.max_features:
@@ -79,21 +123,13 @@ def imdb_text_datasets(config, run_dir=None):
                 f"more than --max-features {config.max_features}; give the flags it was trained "
                 "with (its run's config.json)"
             )
-        vectorizer = vectorizer_from_vocabulary(vocabulary, config.max_features)
+        vectorizer = vectorizer_from_vocabulary(vocabulary, config.max_features, ngrams)
     else:
-        vectorizer = adapt_vectorizer(splits.train[0], config.max_features)
+        vectorizer = adapt_vectorizer(texts, config.max_features, ngrams=ngrams)
     saved = os.path.join(run_dir, VOCABULARY_FILE) if run_dir else None
     if saved and not os.path.exists(saved):  # a resumed run's is the same; never rewritten
-        write_atomic(saved, "\n".join(vectorizer.get_vocabulary()) + "\n")
-    ids = vectorize_splits(splits, vectorizer, config.max_len)
-    if config.init_from:
-        tokens = ids.train[0][ids.train[0] > 0]
-        unknown = float((tokens == 1).mean()) if tokens.size else 0.0
-        print(
-            f"vocabulary: {len(vocabulary)} words from {config.init_from}; {unknown:.1%} of the "
-            "training words here are not among them and read as [UNK]"
-        )
-    return ids, vectorizer, batched_datasets(ids, config.batch_size, config.seed, config.resample)
+        write_text(saved, "\n".join(vectorizer.get_vocabulary()) + "\n")
+    return vectorizer
 
 
 def load_texts(config):
@@ -131,25 +167,28 @@ def read_vocabulary(path):
         return file.read().split("\n")[:-1]
 
 
-def vectorizer_from_vocabulary(vocabulary, max_tokens):
+def vectorizer_from_vocabulary(vocabulary, max_tokens, ngrams=None):
     """A `TextVectorization` layer with a fixed `vocabulary`, as `adapt_vectorizer` makes one."""
     return keras.layers.TextVectorization(
-        max_tokens=max_tokens, output_mode="int", ragged=True, vocabulary=vocabulary
+        max_tokens=max_tokens, output_mode="int", ragged=True, vocabulary=vocabulary, ngrams=ngrams
     )
 
 
-def text_fit_arguments(config, splits):
+def text_fit_arguments(config, splits, features=None):
     """`model.fit` arguments at `config`'s batch size from splits of ids, for the modes.
 
     A search trial, the LR range test and the capacity check each train with these
-    (`tfkit.modes`), adding the callbacks of their own.
+    (`tfkit.modes`), adding the callbacks of their own. `features` as in
+    `batched_datasets`.
     """
     from tfkit.optim import class_weight_from_labels
 
     from tfkit.callbacks import initial_bias, trained_counts
     from tfkit.finetune import fine_tuning
 
-    train, val, _ = batched_datasets(splits, config.batch_size, config.seed, config.resample)
+    train, val, _ = batched_datasets(
+        splits, config.batch_size, config.seed, config.resample, features
+    )
     counts = trained_counts(splits.class_counts()["train"], config.resample)
     class_weight = class_weight_from_labels(splits.train[1], config.class_weight)
     return {
@@ -175,14 +214,15 @@ def vectorize_splits(splits, vectorizer, sequence_length):
     )
 
 
-def batched_datasets(splits, batch_size, seed, resample=None):
+def batched_datasets(splits, batch_size, seed, resample=None, features=None):
     """Batched `tf.data` pipelines of `(token ids, label)` for train, validation and test.
 
     The training split comes in a new order every epoch, a function of `seed` and the
     epoch (`tfkit.data.order`), so a resumed run trains on the same batches; with
     `resample` ("over" or "under") each epoch holds every class equally often. Labels
     have shape `(batch, 1)`, float32 for two classes, `(batch,)` int32 class ids for
-    more; validation is None when the split is empty.
+    more; validation is None when the split is empty. `features`, when given, turns
+    each batch of ids into the model's inputs (e.g. `tfkit.data.ngrams.tf_idf`).
     """
 
     def arrays(split):
@@ -191,12 +231,23 @@ def batched_datasets(splits, batch_size, seed, resample=None):
             return ids, np.asarray(labels, dtype="int32")
         return ids, np.asarray(labels, dtype="float32").reshape(-1, 1)
 
+    def to_features(ids, labels):
+        return features(ids), labels
+
     def pipeline(split):
-        dataset = tf.data.Dataset.from_tensor_slices(arrays(split))
-        return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+        dataset = tf.data.Dataset.from_tensor_slices(arrays(split)).batch(batch_size)
+        if features:
+            dataset = dataset.map(to_features)
+        return dataset.prefetch(tf.data.AUTOTUNE)
 
     balance = Balance(splits.train[1], resample) if resample else None
-    train = epoch_batches(arrays(splits.train), batch_size, seed, balance=balance)
+    train = epoch_batches(
+        arrays(splits.train),
+        batch_size,
+        seed,
+        balance=balance,
+        map_fn=(lambda batch: to_features(*batch)) if features else None,
+    )
     val = pipeline(splits.val) if len(splits.val[1]) else None
     return train, val, pipeline(splits.test)
 

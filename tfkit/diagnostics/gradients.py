@@ -25,7 +25,7 @@ import tensorflow as tf
 import keras
 
 from tfkit.keras_patches import observe_gradients
-from tfkit.runs import write_atomic
+from tfkit.files import write_text
 
 # Exploding: an epoch's mean norm this many times the first steps' (orders of magnitude).
 EXPLODING_GROWTH = 100.0
@@ -179,7 +179,7 @@ class GradientHealth(keras.callbacks.Callback):
 
     def _write(self):
         if self.rows:
-            write_atomic(self.path, pd.DataFrame(self.rows).to_csv(index=False))
+            write_text(self.path, pd.DataFrame(self.rows).to_csv(index=False))
 
 
 def _recorder(variables, squares, optimizer, every):

@@ -2,7 +2,9 @@
 
 At the start (`FirstLossCheck`): the first step's loss against what a model that
 has learned nothing yet should score, ln K for K classes (Karpathy's "loss at init"):
-far off means a wrong output layer, loss or labels.
+far off means a wrong output layer, loss or labels. Class weights weigh the training
+loss only; Keras's `val_loss` has none, so validation gets its own, unweighted, start
+(`validation_first_loss`), and the rules below that read validation loss use it.
 
 At the end (`diagnose`), from `history.csv` smoothed over 3 epochs, one rule each,
 the first that holds:
@@ -11,8 +13,9 @@ the first that holds:
   the next, is NaN, or went above 3x its start;
 - not learning: validation loss (training loss without validation) still within 5% of
   its start and AUC below 0.6;
-- majority class: accuracy within 0.01 of always answering the commonest class, and
-  the other class (almost) never predicted (000: the accuracy trap);
+- majority class: accuracy within 0.01 (either way) of always answering the commonest
+  class, which the model answers, and every other class (almost) never predicted
+  (000: the accuracy trap);
 - overfitting: validation loss rose over 10% above its minimum for 3 or more epochs
   while training loss fell, or rose 2% over 2 or more epochs while training loss fell
   below a quarter of it, and by a tenth of the start or more (004 §3: "the training
@@ -21,6 +24,20 @@ the first that holds:
   (004 §3: "the model cannot reach a low training error");
 - still improving: validation loss still fell over 1% in the last epoch (train longer);
 - good: none of the above.
+
+Then the scores of the restored weights (`val`, `test`) are heard, and outrank the
+last four fits, which read the curves only:
+
+- ignores classes: a class of 10 or more examples in the validation or test split
+  has recall under 0.2 there: the model answers other classes for it (the
+  majority-class rule is its extreme, and keeps its own message);
+- below baseline: the model's validation score (test without validation) is more
+  than 2 points below the linear baseline's (TF-IDF of 1-2-grams, `baseline` in
+  metrics.json), on accuracy, or macro-F1 for K > 2 or imbalanced training classes.
+
+Ignoring classes wins over being below the baseline: it names what is wrong. Every
+finding the fit does not name (the curves' fit it replaced, an ignored class under
+`not learning`, the baseline under `ignores classes`) is said in the why.
 
 The DCGAN has no classes; its verdict reads `pixel_kid` and the two losses.
 """
@@ -48,6 +65,15 @@ GAP = 0.1  # and below it by a tenth of the start or more
 UNDERFIT_LOSS = 0.5  # of the start
 STILL_IMPROVING = 0.01
 FIRST_LOSS_TOLERANCE = 0.5  # |first - expected| / expected
+IGNORED_RECALL = 0.2
+IGNORED_MIN_EXAMPLES = 10  # fewer is no evidence either way
+BELOW_BASELINE_POINTS = 2.0  # of accuracy or macro-F1, in hundredths
+IMBALANCED = 0.5  # the smallest training class under half the largest: macro-F1
+# The fits the curves give, which the scores outrank: a model that ignores a class, or
+# that a linear model on n-grams beats, is no good fit however its loss looks.
+CURVE_FITS = ("overfitting", "underfitting", "still improving", "good")
+SPLIT_NAMES = {"val": "validation", "test": "test"}
+METRIC_NAMES = {"accuracy": "accuracy", "macro_f1": "macro-F1"}
 
 ADVICE = {
     "not learning": [
@@ -72,6 +98,18 @@ ADVICE = {
         "more capacity: more units, filters or layers (004 §3)",
         "train longer (--epochs) or with a higher learning rate (--lr-find)",
         "less regularisation: lower --dropout and --l2",
+    ],
+    "ignores classes": [
+        "read each class's recall (the report's per-class table) and macro-F1, not accuracy "
+        "(000)",
+        "weight the classes: --class-weight balanced, or resample: --oversample or "
+        "--undersample (004)",
+        "look at the ignored classes' examples: too few, mislabelled, or like another class's",
+    ],
+    "below baseline": [
+        "a bag of n-grams already does better: python -m recipes.text_ngrams",
+        "find a learning rate that learns: --learning-rate auto (004)",
+        "more updates: a smaller --batch-size, and more --epochs",
     ],
     "still improving": ["train longer: more --epochs (validation loss was still falling)"],
     "good": [],
@@ -103,6 +141,30 @@ def prior_loss(class_counts, class_weight=None):
     present = mass > 0
     shares = mass[present] / mass.sum()
     return float(-(mass[present] * np.log(shares)).sum() / counts.sum())
+
+
+def validation_first_loss(class_counts, trained_counts=None, class_weight=None, from_prior=False):
+    """What the first validation loss should be: Keras scores validation without class weights.
+
+    A model starting uniform scores ln K, whatever the weights. One starting at the
+    prior (`--initial-bias auto`) predicts the mix it trains on, as weighted; scored
+    on the true mix, that is their cross-entropy (the prior's entropy without weights).
+
+    Args:
+        class_counts: {class name: count} of the training split as drawn (before any
+            resampling); validation, stratified, has its mix.
+        trained_counts: the counts one epoch trains on (`trained_counts`), if resampled.
+        class_weight: `fit`'s class weights {label: weight}, or None.
+        from_prior: whether the output starts at the prior (`--initial-bias auto`).
+    """
+    true = np.array(list(class_counts.values()), dtype="float64")
+    if not from_prior:
+        return math.log(len(true))
+    trained = np.array(list((trained_counts or class_counts).values()), dtype="float64")
+    # The start the initial bias gives (`tfkit.callbacks.InitialBias`), floored alike.
+    mass = np.maximum(trained * weights_in_label_order(class_weight, len(trained)), 1e-12)
+    present = true > 0
+    return float(-(true[present] * np.log(mass[present] / mass.sum())).sum() / true.sum())
 
 
 def weights_in_label_order(class_weight, num_classes):
@@ -160,14 +222,17 @@ class FirstLossCheck(keras.callbacks.Callback):
     """Compares the first step's loss with `expected`; prints one line; keeps the result.
 
     The result goes to `checks["first_loss"]`, which `tfkit.runs.finish_run` records
-    in the diagnosis; a backup keeps it, so a resumed run still reports it.
+    in the diagnosis; a backup keeps it, so a resumed run still reports it. Beside it
+    `val_expected`, the unweighted start validation loss is judged against (the same
+    as `expected` without class weights).
     """
 
-    def __init__(self, checks, expected, prior=None):
+    def __init__(self, checks, expected, prior=None, val_expected=None):
         super().__init__()
         self.checks = checks
         self.expected = expected
         self.prior = prior  # the loss of a model that knows the class mix only
+        self.val_expected = expected if val_expected is None else val_expected
 
     def backup_state(self):
         return {"first_loss": self.checks.get("first_loss")}
@@ -184,11 +249,14 @@ class FirstLossCheck(keras.callbacks.Callback):
         result = {
             "value": first,
             "expected": self.expected,
+            "val_expected": self.val_expected,
             "prior_loss": self.prior,
             "ok": bool(off <= FIRST_LOSS_TOLERANCE),
         }
         self.checks["first_loss"] = result
         prior = f"; knowing only the class mix: {self.prior:.4f}" if self.prior else ""
+        if not math.isclose(self.val_expected, self.expected, rel_tol=1e-3):
+            prior += f"; validation loss, unweighted, about {self.val_expected:.4f}"
         if result["ok"]:
             print(f"check: first loss {first:.4f}, expected about {self.expected:.4f}{prior}: ok")
         else:
@@ -198,7 +266,9 @@ class FirstLossCheck(keras.callbacks.Callback):
             )
 
 
-def diagnose(history, gradient_rows=(), checks=None, class_counts=None, test=None):
+def diagnose(
+    history, gradient_rows=(), checks=None, class_counts=None, test=None, *, val=None, baseline=None
+):
     """The fit verdict of a finished run, as metrics.json's `diagnosis`.
 
     Args:
@@ -207,15 +277,21 @@ def diagnose(history, gradient_rows=(), checks=None, class_counts=None, test=Non
         checks: what the start checks found (`first_loss`).
         class_counts: {split: {class: count}}; gives the majority baseline.
         test: the test metrics, if evaluated.
+        val: the validation metrics of the restored weights, if there was validation.
+        baseline: metrics.json's `baseline` (the linear model's `val` and `test`), if any.
 
     Returns:
-        {"fit", "why", "gradients", "gradients_why", "best_epoch", "advice", ...}.
+        {"fit", "why", "gradients", "gradients_why", "best_epoch", "advice", ...};
+        for a classifier also "ignored_classes", and "baseline" where there is one.
     """
     checks = checks or {}
+    ignored, comparison = [], None
     if "pixel_kid" in history:
         fit, why, best_epoch = _gan_fit(history)
     else:
         fit, why, best_epoch = _classifier_fit(history, checks, class_counts or {}, test or {})
+        ignored = ignored_classes(class_counts, val=val, test=test)
+        comparison = baseline_comparison(class_counts, val, test, baseline)
     status, gradient_why, gradient_advice = gradients.verdict(list(gradient_rows))
     start = _start_loss(history, checks)
     if status == "ok" and start and history["loss"].max() > FAR_ABOVE_START * start:
@@ -224,7 +300,8 @@ def diagnose(history, gradient_rows=(), checks=None, class_counts=None, test=Non
         gradient_advice = gradients.REMEDIES["exploding"]
     if status != "ok" and fit in ("good", "still improving"):
         fit, why = "unstable", f"the gradients are {status}"
-    advice = list(dict.fromkeys(ADVICE[fit] + gradient_advice))
+    fit, why, replaced = _weigh_scores(fit, why, ignored, comparison)
+    advice = list(dict.fromkeys(ADVICE[fit] + ADVICE.get(replaced, []) + gradient_advice))
     result = {
         "fit": fit,
         "why": why,
@@ -238,7 +315,84 @@ def diagnose(history, gradient_rows=(), checks=None, class_counts=None, test=Non
     split = "test" if "test" in (class_counts or {}) else next(iter(class_counts or {}), None)
     if split and len(class_counts[split]) > 1 and "pixel_kid" not in history:
         result["majority_baseline"] = {"split": split, **majority_baseline(class_counts[split])}
+    if "pixel_kid" not in history:
+        result["ignored_classes"] = ignored
+    if comparison:
+        result["baseline"] = _against_baseline(comparison)
     return result
+
+
+def ignored_classes(class_counts, val=None, test=None):
+    """The classes the model (almost) never recognises, in the validation and test splits.
+
+    A class of 10 or more examples in a split, with recall under 0.2 there: at least 8
+    of its examples were answered as other classes. Returns [{"class", "split",
+    "recall", "examples"}], validation's first; [] if none.
+    """
+    ignored = []
+    for split, metrics in (("val", val), ("test", test)):
+        counts = (class_counts or {}).get(split) or {}
+        for name, scores in _per_class_of(metrics or {}, counts).items():
+            if scores["examples"] >= IGNORED_MIN_EXAMPLES and scores["recall"] < IGNORED_RECALL:
+                ignored.append(
+                    {
+                        "class": name,
+                        "split": split,
+                        "recall": float(scores["recall"]),
+                        "examples": int(scores["examples"]),
+                    }
+                )
+    return ignored
+
+
+def baseline_comparison(class_counts, val, test, baseline):
+    """The model's score against the linear baseline's; None without a baseline.
+
+    On validation (the restored weights) where both have it, else on test. The score is
+    accuracy, or macro-F1 where accuracy flatters a model that neglects small classes.
+    Returns {"metric", "reason", "split", "model", "baseline", "points", "name"};
+    `points` is the model's lead in hundredths (negative: behind).
+    """
+    if not baseline:
+        return None
+    metric, reason = _baseline_metric((class_counts or {}).get("train") or {}, val or test or {})
+    for split, ours in (("val", val), ("test", test)):
+        theirs = baseline.get(split) or {}
+        if ours and metric in ours and metric in theirs:
+            break
+    else:
+        return None
+    return {
+        "metric": metric,
+        "reason": reason,
+        "split": split,
+        "model": float(ours[metric]),
+        "baseline": float(theirs[metric]),
+        "points": 100 * (float(ours[metric]) - float(theirs[metric])),
+        "name": baseline.get("model", "linear baseline"),
+    }
+
+
+def compare_with_baseline(record):
+    """One line, the model's scores beside the linear baseline's; None without one.
+
+    E.g. `test accuracy 0.912, macro-F1 0.905 | baseline (TF-IDF 1-2-grams + linear,
+    4.1 s): 0.897, 0.889`; on validation where there is no test split.
+    """
+    baseline = record.get("baseline") or {}
+    for split in ("test", "val"):
+        ours, theirs = record.get(split) or {}, baseline.get(split) or {}
+        names = [name for name in METRIC_NAMES if name in ours and name in theirs]
+        if names:
+            break
+    else:
+        return None
+    model = ", ".join(f"{METRIC_NAMES[name]} {float(ours[name]):.3f}" for name in names)
+    scores = ", ".join(f"{float(theirs[name]):.3f}" for name in names)
+    about = baseline.get("model", "linear")
+    if baseline.get("seconds") is not None:
+        about += f", {float(baseline['seconds']):.1f} s"
+    return f"{SPLIT_NAMES[split]} {model} | baseline ({about}): {scores}"
 
 
 def describe(diagnosis):
@@ -255,8 +409,85 @@ def describe(diagnosis):
             f"  always '{baseline['class']}' would score accuracy {baseline['accuracy']:.3f} "
             f"on {baseline['split']}, AUC 0.5"
         )
+    if diagnosis.get("baseline"):
+        lines.append(f"  baseline: {diagnosis['baseline']}")
+    if diagnosis.get("ignored_classes"):
+        lines.append(f"  ignores: {said_ignored(diagnosis['ignored_classes'])}")
     lines += [f"  - {advice}" for advice in diagnosis["advice"]]
     return "\n".join(lines)
+
+
+def said_ignored(ignored):
+    """`ignored_classes` in words: "'pos' (recall 0.10 of 50 on validation, 0.08 of 50 on test)"."""
+    by_class = {}
+    for entry in ignored:
+        by_class.setdefault(entry["class"], []).append(
+            f"{entry['recall']:.2f} of {entry['examples']} on {SPLIT_NAMES[entry['split']]}"
+        )
+    return ", ".join(f"'{name}' (recall {', '.join(seen)})" for name, seen in by_class.items())
+
+
+def _weigh_scores(fit, why, ignored, comparison):
+    """The fit once the scores are heard, its why, and the curves' fit it replaced (or None).
+
+    Ignored classes, then the baseline, outrank the curves' fits (`CURVE_FITS`), not
+    the fits that say the run is broken; what the fit does not name goes in the why.
+    """
+    findings = []
+    if ignored:
+        findings.append(("ignores classes", f"ignores {said_ignored(ignored)}"))
+    if comparison and comparison["points"] < -BELOW_BASELINE_POINTS:
+        findings.append(("below baseline", _below_baseline(comparison)))
+    said = [text for _, text in findings]
+    if findings and fit in CURVE_FITS:
+        return findings[0][0], "; ".join(said + [f"the curves alone say {fit}: {why}"]), fit
+    return fit, "; ".join([why] + said), None
+
+
+def _baseline_metric(train_counts, scores):
+    """The score to compare with the baseline, and why that one.
+
+    Accuracy, unless more than 2 classes or imbalanced training classes make it
+    flatter a model that neglects the small ones: macro-F1 then.
+    """
+    counts = list(train_counts.values())
+    k = len(counts) or len(scores.get("per_class") or {}) or 2
+    if k > 2:
+        return "macro_f1", f"macro-F1, as there are {k} classes"
+    if counts and min(counts) < IMBALANCED * max(counts):
+        return "macro_f1", (
+            f"macro-F1, as the training classes are imbalanced ({min(counts)} to {max(counts)})"
+        )
+    return "accuracy", "accuracy, as the 2 classes are balanced" if counts else "accuracy"
+
+
+def _against_baseline(comparison):
+    """The diagnosis's `baseline` field: "beats (or trails) the baseline's ... by N points"."""
+    c = comparison
+    verb = "beats" if round(c["points"], 1) >= 0 else "trails"
+    said = (
+        f"{verb} the baseline's {SPLIT_NAMES[c['split']]} {METRIC_NAMES[c['metric']]} "
+        f"{c['baseline']:.3f} by {abs(c['points']):.1f} points"
+    )
+    return said + (" (no validation split: on test)" if c["split"] == "test" else "")
+
+
+def _below_baseline(comparison):
+    c = comparison
+    unsplit = "; no validation split, so on test" if c["split"] == "test" else ""
+    return (
+        f"{SPLIT_NAMES[c['split']]} {METRIC_NAMES[c['metric']]} {c['model']:.3f} is "
+        f"{-c['points']:.1f} points below the baseline's {c['baseline']:.3f} "
+        f"({c['name']}; {c['reason']}{unsplit})"
+    )
+
+
+def _per_class_of(metrics, counts):
+    """A split's `per_class`, as evaluated or from its confusion matrix; {} if neither."""
+    if "per_class" in metrics:
+        return metrics["per_class"]
+    matrix = confusion(metrics, counts) if metrics else None
+    return {} if matrix is None else per_class(matrix, list(counts))
 
 
 def _best_epoch(history, series):
@@ -272,6 +503,7 @@ def _smooth(series):
 
 
 def _start_loss(history, checks):
+    """Where training loss starts: class-weighted as the training loss is."""
     first = checks.get("first_loss") or {}
     return (
         first.get("expected")
@@ -280,12 +512,23 @@ def _start_loss(history, checks):
     )
 
 
+def _val_start_loss(history, checks):
+    """Where validation loss starts: unweighted, as Keras's `val_loss` is.
+
+    Records from before it was kept have only the training one.
+    """
+    first = checks.get("first_loss") or {}
+    return first.get("val_expected") or _start_loss(history, checks)
+
+
 def _classifier_fit(history, checks, class_counts, test):
     loss = history["loss"].astype(float)
     has_val = "val_loss" in history and history["val_loss"].notna().any()
     watched = history["val_loss"].astype(float) if has_val else loss
     best_epoch = _best_epoch(history, watched)
     start = _start_loss(history, checks)
+    # Each loss against its own start: class weights scale the training loss only.
+    watched_start = _val_start_loss(history, checks) if has_val else start
     auc_column = "val_auc" if "val_auc" in history else "auc"
 
     if not np.isfinite(loss).all():
@@ -305,14 +548,15 @@ def _classifier_fit(history, checks, class_counts, test):
         return "unstable", f"training loss {loss.max():.3g}, far above its start", best_epoch
     # Judged on validation where there is one: a model that memorises random labels
     # lowers its training loss, yet learns nothing.
-    if start and _smooth(watched).min() >= NOT_LEARNING_LOSS * start:
+    if watched_start and _smooth(watched).min() >= NOT_LEARNING_LOSS * watched_start:
         auc = float(history[auc_column].max()) if auc_column in history else None
         if auc is None or auc < NOT_LEARNING_AUC:  # K > 2 classes log no AUC
             name = "validation" if has_val else "training"
             seen = f", best {name} AUC {auc:.3f}" if auc is not None else ""
             return (
                 "not learning",
-                f"{name} loss {watched.iloc[-1]:.3f} is still near its start {start:.3f}{seen}",
+                f"{name} loss {watched.iloc[-1]:.3f} is still near its start "
+                f"{watched_start:.3f}{seen}",
                 best_epoch,
             )
     majority = _majority_class(history, class_counts, test)
@@ -325,7 +569,9 @@ def _classifier_fit(history, checks, class_counts, test):
         rise = smooth_val.iloc[-1] / smooth_val.iloc[lowest]
         raw_rise = watched.iloc[-1] / watched.min()
         gap = watched.iloc[-1] - loss.iloc[-1]
-        far_below = loss.iloc[-1] < FAR_BELOW * watched.iloc[-1] and gap > GAP * (start or 0.0)
+        far_below = loss.iloc[-1] < FAR_BELOW * watched.iloc[-1] and gap > GAP * (
+            watched_start or 0.0
+        )
         if loss.iloc[-1] < loss.iloc[lowest] and (
             (after >= OVERFIT_EPOCHS and rise > OVERFIT_RISE)
             or (after >= 2 and raw_rise > OVERFIT_GAP_RISE and far_below)
@@ -370,13 +616,19 @@ def _majority_class(history, class_counts, test):
     if matrix is None or "accuracy" not in metrics:
         return None
     baseline = majority_baseline(counts)
+    examples = np.array(list(counts.values()), dtype="float64")
     predicted = matrix.sum(axis=0)  # how often each class was answered
-    minority_seen = predicted.min() / max(1, min(counts.values()))
-    near = float(metrics["accuracy"]) <= baseline["accuracy"] + MAJORITY_MARGIN
-    if near and minority_seen <= NEVER_PREDICTED:
+    answered = int(np.argmax(predicted))
+    # Every class but the one answered is (almost) never answered, each against its
+    # own examples; and the one answered is a commonest class (ties: any of them).
+    others = np.delete(predicted, answered) / np.maximum(1, np.delete(examples, answered))
+    only_commonest = examples[answered] == examples.max() and (others <= NEVER_PREDICTED).all()
+    # Either way: far below the baseline is worse than it, not the same trap.
+    near = abs(float(metrics["accuracy"]) - baseline["accuracy"]) <= MAJORITY_MARGIN
+    if near and only_commonest:
         return (
             f"{split} accuracy {float(metrics['accuracy']):.3f} is the {baseline['accuracy']:.3f} "
-            f"of always answering '{baseline['class']}', which the model (almost) always does"
+            f"of always answering '{list(counts)[answered]}', which the model (almost) always does"
         )
     return None
 

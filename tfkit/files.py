@@ -1,0 +1,137 @@
+"""The one way a run writes a file: whole or not at all, readable like any file the user writes.
+
+Every file of a run folder, search folder or export (JSON, CSV, PNG, `.keras`, backups,
+SavedModel folders) is written under a unique temporary name in its own folder,
+flushed to disk, then renamed onto its name. Readers, TF Serving and a resumed run see
+the old file or the new one, never half of one, even after a kill or a power cut.
+
+New files take the mode the user's umask gives (0644 under umask 022), as a plain
+`open()` would: `tempfile.mkstemp` and `mkdtemp` make them 0600/0700, which a
+TensorBoard or a teammate running as another user cannot read.
+"""
+
+import contextlib
+import fcntl
+import json
+import os
+import secrets
+import shutil
+
+TEMPORARY = ".tmp-"  # the prefix of a file being written; run-folder checks skip these
+
+
+@contextlib.contextmanager
+def atomic_path(path):
+    """Yields a new, empty temporary file beside `path`, renamed onto `path` if the block succeeds.
+
+    The temporary name ends with `path`'s own name, so writers that go by the
+    extension (`model.save(".keras")`, `np.savez`) accept it. On an error the
+    temporary file is removed and `path` is untouched.
+
+    Example:
+
+    ```python
+    with atomic_path("run/best.keras") as temporary:
+        model.save(temporary)
+    ```
+    """
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    temporary = _claim_temporary(folder, os.path.basename(path), _create_file)
+    try:
+        yield temporary
+        _sync(temporary)
+        os.replace(temporary, path)
+        _sync(folder)  # the rename itself
+    except BaseException:
+        _remove(temporary)
+        raise
+
+
+@contextlib.contextmanager
+def temporary_folder(parent, name):
+    """Yields a new empty folder in `parent` (umask's mode) for a tree that is renamed into place.
+
+    The caller renames it (`publish_folder`); if it is still there when the block ends,
+    on success or error, it is removed.
+    """
+    os.makedirs(parent, exist_ok=True)
+    folder = _claim_temporary(parent, name, lambda path: os.mkdir(path, 0o777))
+    try:
+        yield folder
+    finally:
+        _remove(folder)
+
+
+def publish_folder(temporary, path):
+    """Flushes every file under `temporary` to disk and renames it to `path`.
+
+    Raises:
+        FileExistsError: `path` exists (a folder is never replaced).
+    """
+    for root, _, names in os.walk(temporary):
+        for name in names:
+            _sync(os.path.join(root, name))
+        _sync(root)
+    if os.path.lexists(path):  # os.rename would replace an empty folder silently
+        raise FileExistsError(f"{path} exists")
+    os.rename(temporary, path)
+    _sync(os.path.dirname(os.path.abspath(path)))
+
+
+@contextlib.contextmanager
+def locked(folder):
+    """Holds an exclusive `flock` on `folder` itself for the block (waits for it; no lock file)."""
+    os.makedirs(folder, exist_ok=True)
+    descriptor = os.open(folder, os.O_RDONLY)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(descriptor)  # closing drops the lock
+
+
+def write_text(path, text):
+    """Writes `text` (UTF-8) to `path`, atomically."""
+    with atomic_path(path) as temporary, open(temporary, "w", encoding="utf-8") as file:
+        file.write(text)
+
+
+def write_json(path, data):
+    """Writes `data` as indented JSON, atomically; NumPy numbers as Python numbers."""
+    write_text(path, json.dumps(data, indent=2, sort_keys=True, default=plain) + "\n")
+
+
+def plain(value):
+    """NumPy and TensorFlow numbers as Python numbers in JSON; anything else as text."""
+    return value.item() if hasattr(value, "item") else str(value)
+
+
+def _claim_temporary(folder, name, create):
+    while True:
+        path = os.path.join(folder, f"{TEMPORARY}{secrets.token_hex(4)}-{name}")
+        try:
+            create(path)
+            return path
+        except FileExistsError:
+            continue
+
+
+def _create_file(path):
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))  # umask applies
+
+
+def _sync(path):
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
+def _remove(path):
+    if os.path.isdir(path) and not os.path.islink(path):
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
