@@ -1,0 +1,64 @@
+import json
+import os
+
+import numpy as np
+import pandas as pd
+import tensorflow as tf
+import keras
+
+from recipes import text_ngrams
+from tfkit.data.ngrams import inverse_document_frequency, tf_idf, vectorize_ngrams
+from tfkit.data.text import adapt_vectorizer
+
+TEXTS = ["the match ended in a late goal", "parliament passed the budget late",
+         "the goal of the budget", "a match a goal a win"]  # fmt: skip
+
+
+def test_tf_idf_is_what_keras_text_vectorization_computes():
+    ours = adapt_vectorizer(TEXTS, max_tokens=50, ngrams=2)
+    ids = vectorize_ngrams(ours, np.array(TEXTS, dtype=object), max_length=100)
+    features = tf_idf(ids, inverse_document_frequency(ids, 50)).numpy()
+
+    keras_layer = keras.layers.TextVectorization(max_tokens=49, ngrams=2, output_mode="tf_idf")
+    keras_layer.adapt(TEXTS)
+    expected = keras_layer(tf.constant(TEXTS)).numpy()
+    # Keras's column 0 counts [UNK]; ours are 0 padding, 1 [UNK] (both left out), then words.
+    assert ours.get_vocabulary()[2:] == keras_layer.get_vocabulary()[1:]
+    width = expected.shape[1] - 1
+    np.testing.assert_allclose(features[:, 2 : 2 + width], expected[:, 1:], rtol=1e-5)
+    assert (features[:, :2] == 0).all()
+
+
+def test_the_model_is_a_bag_of_ngrams_then_a_small_dense():
+    model = text_ngrams.build_model(text_ngrams.Config(class_names=("a", "b", "c")))
+    assert model.input_shape == (None, 20_000)
+    assert [layer.__class__.__name__ for layer in model.layers] == ["Dense", "Dropout", "Dense"]
+    assert model.output_shape == (None, 3)
+
+
+def test_a_run_learns_with_its_baseline_and_exports_raw_text_in(tmp_path):
+    rows = []
+    topics = {"sport": "match goal team win coach", "politics": "vote law minister budget party",
+              "tech": "software chip phone data network"}  # fmt: skip
+    rng = np.random.default_rng(0)
+    filler = "the a of and to in is it that".split()
+    for i in range(300):
+        label = list(topics)[i % 3]
+        words = list(rng.choice(topics[label].split(), 3)) + list(rng.choice(filler, 8))
+        rng.shuffle(words)
+        rows.append({"text": " ".join(words), "label": label})
+    pd.DataFrame(rows).to_csv(tmp_path / "news.csv", index=False)
+    text_ngrams.main(["--data", "csv", "--data-dir", str(tmp_path / "news.csv"), "--epochs", "8",
+                      "--run-dir", str(tmp_path / "run"), "--export-dir", str(tmp_path / "export")])  # fmt: skip
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["test"]["accuracy"] >= 0.9
+    baseline = metrics["baseline"]
+    assert baseline["model"].startswith("TF-IDF") and baseline["seconds"] > 0
+    assert set(baseline["test"]) == set(metrics["test"]) and set(baseline["val"]) == set(metrics["val"])
+    assert baseline["test"]["accuracy"] >= 0.9
+    assert os.path.exists(tmp_path / "run" / "baseline.json")
+
+    serve = tf.saved_model.load(str(tmp_path / "export" / "1")).signatures["serving_default"]
+    out = serve(text=tf.constant(["the coach saw the team win the match", "the minister lost the vote"]))
+    assert [label.decode() for label in out["label"].numpy()] == ["sport", "politics"]
+    assert out["probabilities"].shape == (2, 3)
