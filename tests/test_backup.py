@@ -142,8 +142,12 @@ def test_a_run_killed_after_training_resumes_with_nothing_left_to_train(tmp_path
     # already put the best weights back).
     trained, _ = train(tmp_path)
     rows = len(pd.read_csv(tmp_path / "history.csv"))
+    # What the callbacks found stays in the finished backup (the diagnosis reads it).
+    state = json.loads((tmp_path / "backup" / STATE_FILE).read_text())
+    assert state["finished"] and len(state["callbacks"]) == 4
     again, backup = train(tmp_path)
     assert backup.resumed == [{"epoch": EPOCHS, "step": 0}]
+    assert len(json.loads((tmp_path / "backup" / STATE_FILE).read_text())["callbacks"]) == 4
     assert len(pd.read_csv(tmp_path / "history.csv")) == rows
     for a, b in zip(trained.get_weights(), again.get_weights()):
         np.testing.assert_array_equal(a, b)

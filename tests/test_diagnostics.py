@@ -192,13 +192,13 @@ def test_the_majority_class_rule_names_the_class_the_model_answers():
     diagnosis = verdict.diagnose(falling, checks=FIRST, class_counts=counts, test=always_pos)
     assert diagnosis["fit"] == "ignores classes"
     assert "answering 'neg'" not in diagnosis["why"] and "ignores 'neg'" in diagnosis["why"]
-    # Balanced classes, the model always answers 'pos': the message names 'pos', not
-    # 'neg' (the first of the tied commonest classes).
+    # Balanced classes, the model always answers 'pos': there is no minority class, so
+    # not the majority-class trap (whose advice is for imbalanced data); 'neg' is ignored.
     tied = {"train": {"neg": 500, "pos": 500}, "test": {"neg": 50, "pos": 50}}
     always_pos = {"accuracy": 0.5, "recall": 1.0, "precision": 0.5, "auc": 0.5}
     diagnosis = verdict.diagnose(falling, checks=FIRST, class_counts=tied, test=always_pos)
-    assert diagnosis["fit"] == "majority class"
-    assert "always answering 'pos'" in diagnosis["why"]
+    assert diagnosis["fit"] == "ignores classes"
+    assert "ignores 'neg'" in diagnosis["why"] and "imbalanced" not in " ".join(diagnosis["advice"])
     # Three classes at the baseline's accuracy: 'c' never answered, but 'b' for a fifth
     # of its examples is not "(almost) only 'a'"; every minority class must be missing.
     three = {"train": {"a": 800, "b": 100, "c": 100}, "test": {"a": 80, "b": 10, "c": 10}}

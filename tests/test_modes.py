@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 
 from recipes import dcgan_cifar10, imdb_conv1d
+from tfkit.diagnostics import lr_find
 from tfkit.errors import RunComplete
 
 TEXT = ["--data", "synthetic", "--max-examples", "400", "--batch-size", "32", "--no-export"]
@@ -26,11 +27,50 @@ def test_lr_find_writes_the_curve_and_a_suggestion_and_trains_nothing(tmp_path, 
     found = json.loads((run / "lr_find.json").read_text())
     assert rows["lr"].min() <= found["suggested_learning_rate"] <= rows["lr"].max()
     assert {"rule", "diverged_at", "steps", "other_suggestions"} <= set(found)
+    # The suggestion is for the run's training: 10 epochs of its batches.
+    assert found["training_steps"] > 0 and found["training_steps"] % 10 == 0
+    assert found["factor"] == lr_find.budget_factor(found["training_steps"])
+    assert found["suggested_learning_rate"] == pytest.approx(
+        found["other_suggestions"]["minimum/10"] * 10 / found["factor"]
+    )
     assert (run / "lr_find.png").stat().st_size > 1000
     assert not (run / "metrics.json").exists() and not (run / "history.csv").exists()
     out = capsys.readouterr().out
     assert "train with it: python -m recipes.imdb_conv1d" in out
     assert f"--learning-rate {found['suggested_learning_rate']:.2g}" in out
+
+
+def _range_test_rows(minimum_at=0.01, diverges_at=0.03):
+    """An LR test's rows: flat, falling to a minimum at `minimum_at`, then blowing up."""
+    rows = []
+    for step in range(lr_find.STEPS):
+        lr = lr_find.START_LR * (lr_find.MAX_LR / lr_find.START_LR) ** (step / 99)
+        if lr > diverges_at:
+            break
+        fall = max(0.0, math.log10(lr / 1e-4)) if lr <= minimum_at else 0.0
+        rise = 20 * math.log10(lr / minimum_at) if lr > minimum_at else 0.0
+        loss = 1.6 - 0.3 * fall + rise
+        rows.append({"lr": lr, "loss": loss, "smoothed_loss": loss})
+    return rows
+
+
+def test_a_shorter_training_gets_a_bolder_suggestion_never_past_the_minimum():
+    rows = _range_test_rows()
+    minimum = max(row["lr"] for row in rows if row["lr"] <= 0.01)
+    suggested = {
+        steps: lr_find.suggest(rows, total_steps=steps)[lr_find.SUGGESTION]
+        for steps in [10, 120, 313, 1170, 3000, 100_000]
+    }
+    values = list(suggested.values())
+    assert values == sorted(values, reverse=True)  # more steps: never bolder
+    assert suggested[10] == suggested[120] == pytest.approx(minimum / 2)  # the boldest
+    assert suggested[313] == pytest.approx(minimum / math.sqrt(313 / 30))
+    assert suggested[3000] == suggested[100_000] == pytest.approx(minimum / 10)
+    assert all(value <= minimum / 2 for value in values)  # far below the divergence
+    # Unknown length: the cautious tenth, which stays recorded beside it.
+    both = lr_find.suggest(rows)
+    assert both[lr_find.SUGGESTION] == both["minimum/10"] == pytest.approx(minimum / 10)
+    assert {"valley", "steepest"} <= set(both)
 
 
 def test_learning_rate_auto_trains_as_the_suggestion_given_by_hand(tmp_path):

@@ -229,3 +229,19 @@ def test_a_table_not_in_utf8_is_one_line_naming_the_byte(tmp_path, suffix):
         "save it as UTF-8$",
     ):
         read_tables(str(tmp_path))
+
+
+def test_a_test_label_never_trained_on_is_refused(tmp_path):
+    (tmp_path / "train.csv").write_text("text,label\n" + "a fine film,pos\na dull film,neg\n" * 5)
+    (tmp_path / "test.csv").write_text("text,label\nfine,Pos\ndull,neg\n")
+    with pytest.raises(DataError, match=r"test.csv: label\(s\) Pos .* never occur in the training"):
+        read_tables(str(tmp_path))
+
+
+def test_a_test_class_folder_without_training_texts_is_refused(tmp_path):
+    for split, classes in (("train", ("neg", "pos")), ("test", ("neg", "neu", "pos"))):
+        for name in classes:
+            os.makedirs(tmp_path / split / name)
+            (tmp_path / split / name / "1.txt").write_text(f"a {name} text")
+    with pytest.raises(DataError, match="class folder\\(s\\) neu, which .* lacks"):
+        read_class_folders(str(tmp_path))

@@ -115,3 +115,10 @@ def test_read_picture_gives_the_whole_picture_upright_in_8_bit_rgb(tmp_path):
     assert picture.mode == "RGB" and picture.size == (20, 40)  # 20 wide, 40 high
     pixels = np.asarray(picture)
     assert (pixels[:20] == 255).all() and (pixels[20:] == 0).all()
+
+
+def test_a_picture_with_broken_exif_is_kept_as_stored(tmp_path):
+    path = tmp_path / "badexif.png"
+    Image.fromarray(np.full((40, 20, 3), 100, np.uint8)).save(path, exif=b"garbage-not-tiff")
+    picture = read_picture(path)
+    assert picture.size == (20, 40) and picture.getpixel((0, 0)) == (100, 100, 100)

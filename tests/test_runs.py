@@ -165,8 +165,10 @@ def test_paths_compare_as_paths(tmp_path, monkeypatch, capsys):
     (tmp_path / "d" / "train.csv").write_text("text,label\n" + "\n".join(rows) + "\n")
     (tmp_path / "link").symlink_to(tmp_path / "d")
     flags = ["--data", "csv", "--epochs", "1", "--batch-size", "16", "--run-dir", "run",
-             "--no-export"]  # fmt: skip
+             "--no-export", "--no-baseline"]  # fmt: skip
     imdb_conv1d.main(flags + ["--data-dir", "d"])
+    assert "baseline" not in json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert not (tmp_path / "run" / "baseline.json").exists()
     recorded = json.loads((tmp_path / "run" / "config.json").read_text())["data_dir"]
     assert recorded == str(tmp_path / "d")  # absolute, so a run elsewhere compares right
     before = folder_state(tmp_path / "run")
@@ -218,3 +220,27 @@ def test_a_model_safe_mode_refuses_is_one_line(tmp_path):
     model.save(tmp_path / "lambda.keras")
     with pytest.raises(RunStateError, match=r"--init-from .*lambda.keras cannot be loaded: .*Lambda"):
         copy_weights_from(model, str(tmp_path / "lambda.keras"))
+
+
+def test_a_resumed_run_removes_what_a_killed_writer_left(finished_run, quick_flags):
+    (finished_run / "metrics.json").unlink()  # as if killed after training, before the end
+    (finished_run / ".tmp-1a2b3c4d-best.keras").write_bytes(b"PK half a model")
+    imdb_conv1d.main(quick_flags)
+    assert not [name for name in os.listdir(finished_run) if name.startswith(".tmp-")]
+    assert (finished_run / "metrics.json").exists()
+
+
+def test_a_corrupt_config_json_is_one_line(tmp_path, quick_flags, capsys):
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "config.json").write_text("{not json")
+    assert exit_status(quick_flags + ["--overwrite"]) == 2
+    error = capsys.readouterr().err.strip()
+    assert "\n" not in error and "config.json cannot be read" in error
+    assert (tmp_path / "run" / "config.json").read_text() == "{not json"
+
+
+def test_an_export_dir_that_cannot_be_written_is_one_line(tmp_path, quick_flags, capsys):
+    (tmp_path / "afile").write_text("")
+    assert exit_status(quick_flags + ["--export-dir", str(tmp_path / "afile")]) == 1
+    error = capsys.readouterr().err.strip()
+    assert "\n" not in error and "--export-dir" in error and "cannot be written" in error

@@ -1,8 +1,8 @@
-"""`python -m tfkit list | cp | sample | tune-report | report | launch`.
+"""`python -m tfkit list | cp | sample | tune-report | report | predict | launch`.
 
 List the recipes, copy one to edit, draw images from an exported generator, rank
-the trials of a hyperparameter search, write a run's report, or start a multi-worker
-run on this machine.
+the trials of a hyperparameter search, write a run's report, label new data with a
+classifier export, or start a multi-worker run on this machine.
 
 Recipes are found by reading their header docstrings with `ast`, without importing
 them (or TensorFlow), so these commands answer at once.
@@ -123,6 +123,25 @@ def run_report(args):
     print(f"wrote {write_report(args.run_dir, args.out)}")
 
 
+def predict_labels(args):
+    """Labels a table of texts or a folder of pictures with a classifier export."""
+    import tfkit.quiet  # noqa: F401
+    from tfkit.errors import DataError, UsageError
+    from tfkit.predict import predict
+
+    try:
+        result = predict(args.export_dir, args.input, args.output, args.text_column,
+                         args.batch_size)  # fmt: skip
+    except UsageError as error:
+        _usage_error(str(error))
+    except DataError as error:
+        _error(str(error), FAILURE)
+    for name, reason in result["skipped"]:
+        print(f"skipped {name}: {reason}", file=sys.stderr)
+    print(f"predicted {result['predicted']}, skipped {len(result['skipped'])}, with "
+          f"{result['export']}: wrote {args.output}")  # fmt: skip
+
+
 def launch_workers(args):
     """Runs the command as --workers local workers of one multi-worker cluster."""
     from tfkit.launch import launch
@@ -156,6 +175,16 @@ def main(argv=None):
     report.add_argument("run_dir", help="the run folder, e.g. runs/imdb_conv1d/<timestamp>")
     report.add_argument("--out", default=None, help="where to write; default RUN_DIR/report.html")
     report.set_defaults(handler=run_report)
+    labels = commands.add_parser(
+        "predict", help="label a table of texts or a folder of pictures with a classifier export"
+    )
+    labels.add_argument("export_dir", help="an export: a version folder, or its base (newest)")
+    labels.add_argument("--input", required=True, help="a table (.csv .tsv .jsonl .parquet) "
+                        "of texts, or a folder of pictures (or one picture)")  # fmt: skip
+    labels.add_argument("--output", required=True, help="the table to write (.csv .tsv ...)")
+    labels.add_argument("--text-column", default="text", help="a table's column of texts")
+    labels.add_argument("--batch-size", type=int, default=64, help="inputs per call")
+    labels.set_defaults(handler=predict_labels)
     start = commands.add_parser(
         "launch", help="run a command as N local workers with TF_CONFIG set (multi-worker)"
     )

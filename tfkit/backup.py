@@ -127,8 +127,6 @@ class ExactBackupAndRestore(keras.callbacks.BackupAndRestore):
             # Nothing left to train. After a stop decided but not yet carried out,
             # early stopping (restored above) puts the best weights back at the end.
             epoch = self.params.get("epochs", epoch)
-        if state.get("finished"):
-            self.tracked = []  # early stopping restored the best weights already
         self.model._initial_epoch = epoch
         self.epoch_order.epoch, self.epoch_order.first_step = epoch, step
         self.resumed[:] = state.get("resumed", []) + [{"epoch": state["epoch"], "step": step}]
@@ -219,7 +217,9 @@ class ExactBackupAndRestore(keras.callbacks.BackupAndRestore):
             "stop_training": stop_training,
             "steps_per_epoch": self.epoch_order.steps_per_epoch,
             "files": files,
-            "callbacks": [] if finished else [_callback_state(c) for c in self.tracked],
+            # Kept when finished too: a run killed while it is evaluated or exported keeps
+            # what the callbacks found (the first-loss check) for its diagnosis.
+            "callbacks": [_callback_state(c) for c in self.tracked],
             "resumed": self.resumed,
         }
         write_json(os.path.join(self.backup_dir, STATE_FILE), state)  # the commit point

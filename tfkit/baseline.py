@@ -1,5 +1,5 @@
-"""The baseline every text classifier run is measured against: TF-IDF of word 1- and 2-grams
-and one Dense layer.
+"""The baseline every classifier run is measured against: one Dense layer on TF-IDF of word
+1- and 2-grams (texts) or on the pixels (pictures).
 
 "Establish a baseline before anything deep": on small corpora a bag of n-grams is hard to
 beat (Deep Learning with Python, ch. 11: while examples / mean words per example is under
@@ -13,6 +13,7 @@ run's own metrics (`tfkit.metrics.evaluate_classifier`). It is written to
 import json
 import os
 import time
+from functools import partial
 
 import numpy as np
 import tensorflow as tf
@@ -25,19 +26,60 @@ BASELINE_FILE = "baseline.json"
 MODEL = "TF-IDF 1-2-grams (20,000) + linear"
 MAX_TOKENS = 20_000
 BATCH_SIZE = 32
-# Early stopping ends it: within a few epochs on 25,000 reviews, later on a few hundred
-# texts (a few steps an epoch), once the validation loss moves less than MIN_DELTA.
-MAX_EPOCHS = 100
+# Early stopping ends it once the validation loss moves less than MIN_DELTA: within a
+# few epochs on 25,000 reviews. A few hundred texts make a few steps an epoch, so the
+# epochs are capped by steps instead: at least 10 epochs, at most MAX_STEPS steps.
+MAX_STEPS = 1_500
+MIN_EPOCHS, MAX_EPOCHS = 10, 100
 MIN_DELTA = 1e-3
 PATIENCE = 2
 
 
+def epoch_budget(train_examples):
+    """The baseline's epoch cap: MAX_STEPS steps, within [MIN_EPOCHS, MAX_EPOCHS] epochs."""
+    steps = max(1, -(-train_examples // BATCH_SIZE))
+    return int(min(MAX_EPOCHS, max(MIN_EPOCHS, -(-MAX_STEPS // steps))))
+
+
 def text_baseline(splits, seed, run_dir=None):
-    """Trains and scores the baseline on raw-text `splits` (`tfkit.data.splits.Splits`).
+    """Trains and scores the linear model on TF-IDF of the word 1-2-grams of raw-text `splits`.
 
     Returns:
         `{"model": ..., "val": {...}, "test": {...}, "seconds": ...}`, the metrics named
         as the run's own; read from `run_dir/baseline.json` when a run wrote it before.
+    """
+
+    def train_and_score():
+        vectorizer = keras.layers.TextVectorization(
+            max_tokens=MAX_TOKENS, ngrams=2, output_mode="tf_idf"
+        )
+        vectorizer.adapt(tf.data.Dataset.from_tensor_slices(list(splits.train[0])).batch(1024))
+        features = keras.Input((vectorizer.vocabulary_size(),), sparse=True)
+        return MODEL, [features], partial(_tf_idf_rows, vectorizer)
+
+    return _baseline(splits, seed, run_dir, train_and_score)
+
+
+def pixel_baseline(splits, seed, run_dir=None):
+    """Trains and scores a linear model on the pixels (scaled to [0, 1]) of picture `splits`.
+
+    Returns:
+        As `text_baseline`.
+    """
+
+    def train_and_score():
+        shape = splits.train[0].shape[1:]
+        inputs = [keras.Input(shape), keras.layers.Rescaling(1 / 255), keras.layers.Flatten()]
+        return f"pixels ({'x'.join(map(str, shape))}) + linear", inputs, lambda images: images
+
+    return _baseline(splits, seed, run_dir, train_and_score)
+
+
+def _baseline(splits, seed, run_dir, features):
+    """Reads `run_dir/baseline.json`, or trains the linear model on `features()` and writes it.
+
+    `features()` gives the model's name, its input layers and a function from a split's
+    inputs to what those layers take.
     """
     saved = os.path.join(run_dir, BASELINE_FILE) if run_dir else None
     if saved and os.path.exists(saved):
@@ -45,7 +87,9 @@ def text_baseline(splits, seed, run_dir=None):
             return json.load(file)
     start = time.perf_counter()
     try:
-        result = _train_and_score(splits, seed)
+        keras.utils.set_random_seed(seed)
+        name, inputs, to_rows = features()
+        result = _train_and_score(splits, seed, name, inputs, to_rows)
     finally:
         # The run goes on as if the baseline had never been: the random state as seeded,
         # and layer names as a new process gives them (`--freeze LAYER` reads them).
@@ -57,20 +101,15 @@ def text_baseline(splits, seed, run_dir=None):
     return result
 
 
-def _train_and_score(splits, seed):
-    keras.utils.set_random_seed(seed)
-    vectorizer = keras.layers.TextVectorization(
-        max_tokens=MAX_TOKENS, ngrams=2, output_mode="tf_idf"
-    )
-    vectorizer.adapt(tf.data.Dataset.from_tensor_slices(list(splits.train[0])).batch(1024))
+def _train_and_score(splits, seed, name, inputs, to_rows):
     num_classes = len(splits.class_names)
     train, val, test = (
-        _dataset(vectorizer, split, num_classes, shuffle_seed=seed if split is splits.train else None)
+        _dataset(to_rows(split[0]), split[1], num_classes, seed if split is splits.train else None)
         for split in (splits.train, splits.val, splits.test)
     )
     model = keras.Sequential(
         [
-            keras.Input((vectorizer.vocabulary_size(),), sparse=True),
+            *inputs,
             keras.layers.Dense(1, activation="sigmoid")
             if num_classes == 2
             else keras.layers.Dense(num_classes, activation="softmax"),
@@ -82,38 +121,38 @@ def _train_and_score(splits, seed):
         loss="binary_crossentropy" if num_classes == 2 else "sparse_categorical_crossentropy",
         metrics=classifier_metrics(num_classes),
     )
-    model.fit(
-        train,
-        validation_data=val,
-        epochs=MAX_EPOCHS,
-        callbacks=[
-            keras.callbacks.EarlyStopping(
-                patience=PATIENCE, min_delta=MIN_DELTA, restore_best_weights=True
-            )
-        ],
-        verbose=0,
+    stop = keras.callbacks.EarlyStopping(
+        monitor="val_loss" if val else "loss",
+        patience=PATIENCE,
+        min_delta=MIN_DELTA,
+        restore_best_weights=True,
     )
+    epochs = epoch_budget(len(splits.train[1]))
+    model.fit(train, validation_data=val, epochs=epochs, callbacks=[stop], verbose=0)
     return {
-        "model": MODEL,
+        "model": name,
         "val": evaluate_classifier(model, val, splits.class_names) if val else None,
         "test": evaluate_classifier(model, test, splits.class_names),
     }
 
 
-def _dataset(vectorizer, split, num_classes, shuffle_seed=None):
-    """`(sparse TF-IDF rows, labels)` batches; vectorised once, here, not every epoch."""
-    texts, labels = split
+def _tf_idf_rows(vectorizer, texts):
+    """Sparse TF-IDF rows of `texts`: vectorised once, here, not every epoch.
+
+    Dense rows are 80 KB each: made a chunk at a time, kept sparse. (The layer's own
+    `sparse=True` fails on this stack: GatherNd "innermost dimension".)
+    """
+    chunks = [
+        tf.sparse.from_dense(vectorizer(tf.constant(list(texts[start : start + 512]))))
+        for start in range(0, len(texts), 512)
+    ]
+    return tf.sparse.concat(0, chunks) if chunks else None
+
+
+def _dataset(rows, labels, num_classes, shuffle_seed=None):
+    """`(rows, labels)` batches (labels float (n, 1) for two classes); None if empty."""
     if len(labels) == 0:
         return None
-    # Dense TF-IDF rows are 80 KB each: made a chunk at a time, kept sparse. (The
-    # layer's own sparse=True fails on this stack: GatherNd "innermost dimension".)
-    rows = tf.sparse.concat(
-        0,
-        [
-            tf.sparse.from_dense(vectorizer(tf.constant(list(texts[start : start + 512]))))
-            for start in range(0, len(texts), 512)
-        ],
-    )
     labels = np.asarray(labels, dtype="float32" if num_classes == 2 else "int32")
     if num_classes == 2:
         labels = labels.reshape(-1, 1)

@@ -297,8 +297,8 @@ class ClassifierConfig(TrainConfig):
     )
     text_column: str = flag("text", "--data csv: the column of the texts")
     label_column: str = flag("label", "--data csv: the column of the labels (any names)")
-    no_baseline: bool = flag(
-        False, "skip the linear baseline (TF-IDF 1-2-grams + Dense) trained before the model"
+    baseline: bool = flag(
+        True, "first train a linear baseline on the same splits (TF-IDF 1-2-grams or pixels)"
     )
     validation_split: float = flag(
         0.2, "fraction of the training split held out for validation (002 §2.2 uses 0.2)"

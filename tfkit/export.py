@@ -13,7 +13,11 @@ import tensorflow as tf
 import keras
 
 from tfkit import files
+from tfkit.errors import RunStateError
+from tfkit.data.pictures import square_picture
 from tfkit.data.text import texts_to_ids
+
+CLASS_NAMES_SIGNATURE = "class_names"  # a classifier's classes, in the order of its probabilities
 
 
 def next_version(export_dir):
@@ -37,7 +41,7 @@ def latest_version_dir(export_dir):
     return os.path.join(export_dir, str(version))
 
 
-def export_for_serving(export_dir, serve, input_signature, resources):
+def export_for_serving(export_dir, serve, input_signature, resources, class_names=None):
     """Writes `serve` as the `serving_default` signature of a new version.
 
     Args:
@@ -45,6 +49,9 @@ def export_for_serving(export_dir, serve, input_signature, resources):
         serve: a function from named input tensors to a dict of named outputs.
         input_signature: a list of `tf.TensorSpec`, each with a `name`.
         resources: the Keras layers and models `serve` uses, to be tracked.
+        class_names: a classifier's classes, in the order of its `probabilities`: also
+            exported as a second signature, `class_names`, which takes no input and
+            returns them (`python -m tfkit predict` names its columns from it).
 
     Returns:
         The path of the new version folder.
@@ -53,7 +60,19 @@ def export_for_serving(export_dir, serve, input_signature, resources):
     for resource in resources:
         archive.track(resource)
     archive.add_endpoint("serving_default", serve, input_signature=input_signature)
+    if class_names is not None:
+        names = list(class_names)
+        archive.add_endpoint(
+            CLASS_NAMES_SIGNATURE, lambda: {"class_names": tf.constant(names)}, input_signature=[]
+        )
 
+    try:
+        os.makedirs(export_dir, exist_ok=True)
+    except OSError as error:
+        raise RunStateError(
+            f"--export-dir {export_dir} cannot be written ({error.strerror or error}); choose "
+            "a folder you can write to (the run is trained: re-run with it to export)"
+        ) from None
     with files.temporary_folder(export_dir, "export") as staging:
         archive.write_out(staging, verbose=False)
         # The version is chosen and taken under a lock: another export into the same
@@ -91,4 +110,58 @@ def export_text_classifier(
 
     features(tf.constant([""]))  # builds an unused layer
     signature = [tf.TensorSpec(shape=[None], dtype=tf.string, name="text")]
-    return export_for_serving(export_dir, serve, signature, [vectorizer, model])
+    return export_for_serving(export_dir, serve, signature, [vectorizer, model], class_names)
+
+
+def export_image_classifier(export_dir, model, class_names, image_size=32):
+    """Exports encoded pictures in, the class out: decoding, cropping and resizing inside.
+
+    The signature takes `image_bytes` (tf.string, [None]: PNG, JPEG, GIF (first frame) or
+    BMP files' bytes; TF Serving's REST API reads `{"b64": ...}` for an input so named)
+    and returns `probabilities` (float32 [None, K], in the order of `class_names`) and
+    `label` (tf.string [None]). Each picture is decoded (`decode_picture`), centre-
+    cropped and resized by `tfkit.data.pictures.square_picture`, the very ops training
+    read its pictures with, and given to `model` as float pixels in [0, 255].
+    """
+    names = tf.constant(list(class_names))
+
+    def serve(image_bytes):
+        pictures = tf.map_fn(
+            lambda data: square_picture(decode_picture(data), image_size),
+            image_bytes,
+            fn_output_signature=tf.TensorSpec([image_size, image_size, 3], tf.uint8),
+        )
+        probabilities = tf.cast(model(tf.cast(pictures, tf.float32), training=False), tf.float32)
+        if len(class_names) == 2:  # the sigmoid's output is the probability of class 1
+            probabilities = tf.concat([1.0 - probabilities, probabilities], axis=1)
+        return {
+            "probabilities": probabilities,
+            "label": tf.gather(names, tf.argmax(probabilities, axis=1)),
+        }
+
+    signature = [tf.TensorSpec(shape=[None], dtype=tf.string, name="image_bytes")]
+    return export_for_serving(export_dir, serve, signature, [model], class_names)
+
+
+def decode_picture(data):
+    """Encoded picture bytes as RGB uint8 (height, width, 3), as `read_picture` reads the file.
+
+    Greyscale becomes RGB, transparency is laid on white, an animation gives its first
+    frame; a JPEG is decoded with the accurate integer DCT, as Pillow decodes it. (EXIF
+    orientation is not applied: TensorFlow has no op for it; send upright pictures.)
+    Bytes in no format TensorFlow reads fail with `InvalidArgumentError`.
+    """
+    image = tf.cond(
+        tf.io.is_jpeg(data),
+        lambda: tf.io.decode_jpeg(data, channels=3, dct_method="INTEGER_ACCURATE"),
+        lambda: tf.io.decode_image(data, expand_animations=False),
+    )
+    channels = tf.shape(image)[-1]
+    grey = channels < 3  # 1: grey, 2: grey and alpha
+    rgb = tf.cond(grey, lambda: tf.tile(image[..., :1], [1, 1, 3]), lambda: image[..., :3])
+    has_alpha = tf.equal(channels % 2, 0)  # 2 or 4
+    opaque = tf.fill(tf.shape(rgb[..., :1]), tf.constant(255, tf.uint8))
+    alpha = tf.cond(has_alpha, lambda: image[..., -1:], lambda: opaque)
+    rgb, alpha = tf.cast(rgb, tf.float32), tf.cast(alpha, tf.float32)
+    on_white = (rgb * alpha + 255.0 * (255.0 - alpha)) / 255.0
+    return tf.cast(tf.round(on_white), tf.uint8)

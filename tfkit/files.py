@@ -91,6 +91,13 @@ def locked(folder):
         os.close(descriptor)  # closing drops the lock
 
 
+def remove_temporaries(folder):
+    """Removes what a killed writer left in `folder` (call it only while holding the folder)."""
+    for name in os.listdir(folder) if os.path.isdir(folder) else []:
+        if name.startswith(TEMPORARY):
+            _remove(os.path.join(folder, name))
+
+
 def write_text(path, text):
     """Writes `text` (UTF-8) to `path`, atomically."""
     with atomic_path(path) as temporary, open(temporary, "w", encoding="utf-8") as file:

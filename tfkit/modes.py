@@ -25,7 +25,8 @@ import pandas as pd
 from tfkit import cli
 from tfkit.data.splits import kfold_splits
 from tfkit.diagnostics import capacity, lr_find
-from tfkit.runs import seed_everything, update_config_json, write_atomic, write_json
+from tfkit.files import write_json, write_text
+from tfkit.runs import config_record, seed_everything, update_config_json
 from tfkit.tune import search
 
 
@@ -56,11 +57,16 @@ def run_mode(recipe, config, build_model, search_space, fit_arguments, strategy,
 
 
 def find_learning_rate(recipe, config, build_model, fit_arguments, strategy, run):
-    """Runs the LR range test on a new model; writes lr_find.csv/.png/.json; returns the LR."""
+    """Runs the LR range test on a new model; writes lr_find.csv/.png/.json; returns the LR.
+
+    The suggestion is for this config's training: `--epochs` x the steps of an epoch
+    set how far below the loss's minimum it stays (`lr_find.budget_factor`).
+    """
     seed_everything(config.seed, config.deterministic)  # the initial weights of a training
+    plain = without_augmentation(config)
     with strategy.scope():
-        model = build_model(dataclasses.replace(config, learning_rate=lr_find.START_LR))
-    arguments = fit_arguments(config)
+        model = build_model(dataclasses.replace(plain, learning_rate=lr_find.START_LR))
+    arguments = fit_arguments(plain)
     train = arguments.pop("x")
     arguments.pop("validation_data", None)  # the test reads training batches only
     test = lr_find.LRRangeTest(loss=config.LR_FIND_LOSS)
@@ -69,9 +75,13 @@ def find_learning_rate(recipe, config, build_model, fit_arguments, strategy, run
     print(f"LR range test: {lr_find.STEPS} steps from {lr_find.START_LR:g} to {lr_find.MAX_LR:g}")
     model.fit(train, epochs=epochs, verbose=0, **arguments)
 
-    suggestions = lr_find.suggest(test.rows)
+    total_steps = config.epochs * train.epoch_order.steps_per_epoch
+    # A curve that never blew up has no edge to stay below: its minimum may just be where
+    # the test ended (an LSTM's went to 0.42), so the cautious tenth holds there.
+    budget = total_steps if test.diverged_at else None
+    suggestions = lr_find.suggest(test.rows, total_steps=budget)
     suggested = suggestions[lr_find.SUGGESTION]
-    write_atomic(os.path.join(run.dir, "lr_find.csv"), pd.DataFrame(test.rows).to_csv(index=False))
+    write_text(os.path.join(run.dir, "lr_find.csv"), pd.DataFrame(test.rows).to_csv(index=False))
     write_json(
         os.path.join(run.dir, "lr_find.json"),
         {
@@ -80,6 +90,8 @@ def find_learning_rate(recipe, config, build_model, fit_arguments, strategy, run
             "diverged_at": test.diverged_at,
             "steps": len(test.rows),
             "loss": config.LR_FIND_LOSS,
+            "training_steps": total_steps,
+            "factor": lr_find.budget_factor(budget),
             "other_suggestions": {k: v for k, v in suggestions.items() if k != lr_find.SUGGESTION},
         },
     )
@@ -87,7 +99,10 @@ def find_learning_rate(recipe, config, build_model, fit_arguments, strategy, run
         test.rows, suggested, os.path.join(run.dir, "lr_find.png"), f"LR range test: {recipe}"
     )
     stop = f"diverged at {test.diverged_at:.2g}" if test.diverged_at else "did not diverge"
-    print(f"LR range test: the loss {stop}; suggested learning rate {suggested:.2g}")
+    print(
+        f"LR range test: the loss {stop}; suggested learning rate {suggested:.2g} (its "
+        f"minimum's / {lr_find.budget_factor(budget):.2g}, for {total_steps} training steps)"
+    )
     command = cli.command_line(
         f"python -m recipes.{recipe}",
         config,
@@ -124,6 +139,7 @@ def auto_learning_rate(recipe, config, build_model, fit_arguments, strategy, run
 
 def check_capacity(config, build_model, fit_arguments, strategy, run):
     """Trains on the same `--overfit-batches` batches until they are learnt or the budget ends."""
+    config = without_augmentation(config)  # the same batches, not new variations of them
     train = fit_arguments(config)["x"]
     batches = min(config.overfit_batches, train.epoch_order.steps_per_epoch)
     fixed = train.take(batches).cache()  # the first batches of epoch 0, every epoch
@@ -143,6 +159,16 @@ def check_capacity(config, build_model, fit_arguments, strategy, run):
     else:
         print(f"cannot fit: {change} after {result['steps']} steps; " + "; ".join(result["advice"]))
     return result
+
+
+def without_augmentation(config):
+    """`config` with a recipe's training-time augmentation (`augment`, `mixup`) turned off.
+
+    The LR range test and the capacity check read the loss of the data as it is: an
+    augmented batch is a new one every step.
+    """
+    off = {"augment": "none", "mixup": 0.0}
+    return dataclasses.replace(config, **{k: v for k, v in off.items() if hasattr(config, k)})
 
 
 def cross_validate(recipe, config, build_model, fit_arguments, splits, strategy, run):
@@ -178,20 +204,20 @@ def cross_validate(recipe, config, build_model, fit_arguments, splits, strategy,
         )
         write_json(
             os.path.join(fold_run.dir, "config.json"),
-            {"recipe": recipe, **dataclasses.asdict(fold_config)},
+            config_record(recipe, fold_config),
         )
         _new_session(config)  # every fold starts from the same initial weights
         with strategy.scope():
             model = build_model(config)
         arguments = fit_arguments(config, splits=fold)
         arguments["callbacks"] = standard_callbacks(fold_config, fold_run, arguments["x"], fold)
-        model.fit(epochs=config.epochs, **arguments)
+        model.fit(epochs=config.epochs, verbose=config.fit_verbosity(), **arguments)
         row = _fold_row(number, fold, os.path.join(fold_run.dir, "history.csv"))
         finish_run(fold_run, fold, fold=row)
         rows.append(row)
 
     table = _kfold_table(rows)
-    write_atomic(os.path.join(run.dir, "kfold.csv"), table.to_csv(index=False))
+    write_text(os.path.join(run.dir, "kfold.csv"), table.to_csv(index=False))
     print(f"{config.kfold}-fold cross-validation (kfold.csv):")
     shown = table.map(lambda value: f"{value:.4g}" if isinstance(value, float) else value)
     print(shown.to_string(index=False))

@@ -18,7 +18,7 @@ import tensorflow as tf
 
 from tfkit import signals
 from tfkit.figures import confusion_figure, plot_history, save_figure
-from tfkit.files import TEMPORARY, plain, write_json
+from tfkit.files import TEMPORARY, plain, remove_temporaries, write_json
 from tfkit.distribute import chief_or_temporary, describe, is_chief
 from tfkit.errors import RunComplete, RunStateError, UsageError
 
@@ -30,7 +30,7 @@ NOT_TRAINING_FLAGS = frozenset(
         "run_dir", "export_dir", "export", "overwrite", "backup_every", "grad_norm_every",
         "strategy", "logical_cpus", "jit_compile", "verbose",
         "tune", "tuner", "max_trials", "executions_per_trial", "objective", "retrain_best",
-        "lr_find", "overfit_batches", "no_baseline",
+        "lr_find", "overfit_batches", "baseline",
         "class_names",  # what the data holds, recorded once it is read
     }
 )  # fmt: skip
@@ -156,6 +156,9 @@ def _claim(folder, lock_name, record, overwrite, search=False, mode=None):
     except BaseException:
         lock.release()
         raise
+    if not search:  # a search folder is shared by its tuner processes: theirs may be live
+        for stale in (folder, os.path.join(folder, "backup")):
+            remove_temporaries(stale)  # half-written files of a killed run
     return lock
 
 
@@ -338,8 +341,14 @@ def _check_folder_belongs(folder, record, overwrite, search=False, mode=None):
                 "choose an empty or new folder"
             )
         return
-    with open(config_path) as file:
-        saved = json.load(file)
+    try:
+        with open(config_path) as file:
+            saved = json.load(file)
+    except (OSError, ValueError) as error:
+        raise UsageError(
+            f"{config_path} cannot be read ({error}); move that folder away or use another "
+            "--run-dir"
+        ) from None
     saved_kind = "search" if saved.get("tune") else "run"
     if saved.get("recipe") != record["recipe"] or saved_kind != kind:
         # Not even --overwrite: it would empty another recipe's run, or a search.

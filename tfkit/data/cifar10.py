@@ -30,6 +30,7 @@ CLASS_NAMES = (
 IMAGE_SHAPE = (32, 32, 3)
 RECORD_BYTES = 1 + 32 * 32 * 3
 TRAIN_FILES = tuple(f"data_batch_{i}.bin" for i in range(1, 6))
+TEST_FILES = ("test_batch.bin",)
 NUM_TRAIN_PER_CLASS = 5000
 WAYS_OUT = (
     "Use --data dir --data-dir PATH with a local copy of cifar-10-batches-bin/ (from "
@@ -75,8 +76,8 @@ def read_binary_batch(path):
     return images, labels
 
 
-def load_cifar10(source, data_dir=None, class_id=6, seed=1337, max_examples=None):
-    """CIFAR-10 training images of one class (frog, id 6, as in 002 §6) or all.
+def load_cifar10(source, data_dir=None, class_id=6, seed=1337, max_examples=None, split="train"):
+    """CIFAR-10 training (or test) images of one class (frog, id 6, as in 002 §6) or all.
 
     Args:
         source: "tfds", "dir" (a `cifar-10-batches-bin/` folder) or "synthetic".
@@ -84,20 +85,23 @@ def load_cifar10(source, data_dir=None, class_id=6, seed=1337, max_examples=None
         class_id: the class to keep, or None for every class.
         seed: seeds synthetic data and the order of the images.
         max_examples: caps the number of images, for quick runs.
+        split: "train" (50,000 images) or "test" (10,000; synthetic: others of the same kind).
 
     Returns:
         `(images, labels)`: uint8 images of shape (n, 32, 32, 3) and their class ids,
         shuffled from `seed`; a cap keeps the class mix.
     """
     if source == "tfds":
-        images, labels = _from_tfds(data_dir)
+        images, labels = _from_tfds(data_dir, split)
     elif source == "dir":
-        images, labels = _from_directory(data_dir)
+        images, labels = _from_directory(data_dir, TEST_FILES if split == "test" else TRAIN_FILES)
     elif source == "synthetic":
-        count = NUM_TRAIN_PER_CLASS * (1 if class_id is not None else len(CLASS_NAMES))
+        per_class = NUM_TRAIN_PER_CLASS // (5 if split == "test" else 1)
+        count = per_class * (1 if class_id is not None else len(CLASS_NAMES))
         if max_examples is not None:
             count = min(count, max_examples)
         classes = np.full(count, class_id) if class_id is not None else np.arange(count) % 10
+        seed = seed if split == "train" else seed + 1  # other pictures than the training ones
         return synthetic_images(classes, seed), classes.astype("uint8")
     else:
         raise ValueError(f"unknown data source. Received: data={source!r}")
@@ -108,12 +112,12 @@ def load_cifar10(source, data_dir=None, class_id=6, seed=1337, max_examples=None
     return images[order], labels[order]
 
 
-def _from_tfds(data_dir):
+def _from_tfds(data_dir, split="train"):
     import tensorflow_datasets as tfds
 
     builder = tfds.builder(TFDS_NAME, data_dir=data_dir)
     download_and_prepare(builder, DOWNLOAD_URL, WAYS_OUT)
-    dataset = builder.as_dataset(split="train", as_supervised=True).batch(5000)
+    dataset = builder.as_dataset(split=split, as_supervised=True).batch(5000)
     batches = list(tfds.as_numpy(dataset))
     return (
         np.concatenate([images for images, _ in batches]),
@@ -121,16 +125,16 @@ def _from_tfds(data_dir):
     )
 
 
-def _from_directory(data_dir):
+def _from_directory(data_dir, names=TRAIN_FILES):
     root = os.path.join(data_dir, "cifar-10-batches-bin")
     root = root if os.path.isdir(root) else data_dir
-    missing = [name for name in TRAIN_FILES if not os.path.isfile(os.path.join(root, name))]
+    missing = [name for name in names if not os.path.isfile(os.path.join(root, name))]
     if missing:
         raise DataError(
             f"{data_dir} is not a cifar-10-batches-bin/ copy: missing {', '.join(missing)}. "
-            "It needs the binary files data_batch_1.bin .. data_batch_5.bin."
+            "It needs the binary files data_batch_1.bin .. data_batch_5.bin (and test_batch.bin)."
         )
-    batches = [read_binary_batch(os.path.join(root, name)) for name in TRAIN_FILES]
+    batches = [read_binary_batch(os.path.join(root, name)) for name in names]
     return np.concatenate([b[0] for b in batches]), np.concatenate([b[1] for b in batches])
 
 

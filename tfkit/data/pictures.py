@@ -16,6 +16,7 @@ broken file without naming it (as `image_dataset_from_directory` does).
 import os
 
 import numpy as np
+import tensorflow as tf
 from PIL import Image, ImageOps
 
 from tfkit.data.splits import stratified_sample
@@ -44,7 +45,7 @@ def load_pictures(folder, size=32, seed=1337, max_examples=None):
     if not os.path.isdir(folder):
         raise DataError(f"{folder} is not a folder; --data-dir must name the folder of pictures")
     images, skipped = [], []
-    for path in sorted(_files(folder)):
+    for path in sorted(picture_files(folder)):
         try:
             # A JPEG decodes at a fraction of its size when that is still 4x the target:
             # a 12-megapixel photo then takes a fifth of the time.
@@ -64,7 +65,88 @@ def load_pictures(folder, size=32, seed=1337, max_examples=None):
     return images[order], skipped
 
 
-def _files(folder):
+def load_picture_classes(folder, size=32):
+    """Class folders of pictures for a classifier: `folder/<class>/*` or `folder/train/<class>/*`
+    (and `folder/test/<class>/*`), any class names, two classes at least.
+
+    Each file is read by `read_picture` (upright, 8-bit, laid on white, RGB), decoded
+    whole, then centre-cropped and resized by `square_picture`: the exported model does
+    the same to the bytes it is sent, so training and serving see the same pixels.
+
+    Returns:
+        `(train, test, class_names, skipped)`: `(images, labels)` pairs (uint8
+        (n, size, size, 3), int32 class ids), test None without `test/`; the class
+        names (folder names, sorted); `{"file", "error"}` per file that was not used.
+
+    Raises:
+        DataError: no such folder, fewer than two class folders, or a class of the
+        training pictures without one readable picture.
+    """
+    if not os.path.isdir(folder):
+        raise DataError(f"{folder} is not a folder; --data-dir must name the folder of classes")
+    train_dir = os.path.join(folder, "train")
+    root = train_dir if os.path.isdir(train_dir) else folder
+    class_names = tuple(sorted(_subfolders(root)))
+    if len(class_names) < 2:
+        raise DataError(
+            f"{root} needs one folder of pictures per class, two at least (e.g. {root}/cats/, "
+            f"{root}/dogs/); found: {', '.join(class_names) or 'no folder'}"
+        )
+    test_dir = os.path.join(folder, "test")
+    test_dir = test_dir if root == train_dir and os.path.isdir(test_dir) else None
+    skipped, pairs = [], []
+    for split_dir in (root, test_dir):
+        if split_dir is None:
+            pairs.append(None)
+            continue
+        images, labels = [], []
+        for label, name in enumerate(class_names):
+            class_dir = os.path.join(split_dir, name)
+            paths = sorted(picture_files(class_dir)) if os.path.isdir(class_dir) else []
+            for path in paths:
+                try:
+                    images.append(square_picture(np.asarray(read_picture(path)), size).numpy())
+                    labels.append(label)
+                except (OSError, ValueError, Image.DecompressionBombError) as error:
+                    skipped.append({"file": os.path.relpath(path, folder), "error": _reason(error)})
+            if split_dir == root and label not in labels:
+                raise DataError(f"{class_dir} holds no readable picture; every class needs some")
+        shape = (0, size, size, 3)
+        pairs.append(
+            (np.stack(images) if images else np.zeros(shape, "uint8"), np.array(labels, "int32"))
+        )
+    return pairs[0], pairs[1], class_names, skipped
+
+
+def square_picture(image, size):
+    """An RGB picture (uint8, height x width x 3) centre-cropped to a square and resized.
+
+    TensorFlow ops, so that the exported model runs the very same ones on the pictures
+    it is sent: `tf.image.resize` (bilinear, antialiased when shrinking) rounded back to
+    uint8. (Pillow's LANCZOS, which `load_pictures` uses for the GAN, gives other pixels
+    than any `tf.image.resize` method.) A picture already `size` x `size` is unchanged.
+    """
+    image = tf.convert_to_tensor(image, tf.uint8)
+    height, width = tf.shape(image)[0], tf.shape(image)[1]
+    side = tf.minimum(height, width)
+    square = tf.image.crop_to_bounding_box(
+        image, (height - side) // 2, (width - side) // 2, side, side
+    )
+    resized = tf.image.resize(tf.cast(square, tf.float32), [size, size], antialias=True)
+    resized = tf.cast(tf.clip_by_value(tf.round(resized), 0, 255), tf.uint8)
+    return tf.cond(tf.equal(side, size), lambda: square, lambda: resized)
+
+
+def _subfolders(folder):
+    return [
+        name
+        for name in os.listdir(folder)
+        if os.path.isdir(os.path.join(folder, name)) and not name.startswith(".")
+    ]
+
+
+def picture_files(folder):
+    """Every file under `folder`, nested folders too, hidden ones left out."""
     for root, folders, names in os.walk(folder):
         folders[:] = [name for name in folders if not name.startswith(".")]
         for name in names:
@@ -89,7 +171,10 @@ def read_picture(path, min_side=None):
         picture.load()  # a truncated file fails here, not later
         # First of all: a phone stores a portrait photo as landscape plus an EXIF
         # Orientation tag, and anything done before turning it would be done sideways.
-        picture = ImageOps.exif_transpose(picture)
+        try:
+            picture = ImageOps.exif_transpose(picture)
+        except Exception:  # noqa: BLE001  broken EXIF (Pillow raises even SyntaxError):
+            pass  # the pixels are fine; keep them as stored
     rgba = _eight_bits(picture).convert("RGBA")
     canvas = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
     return Image.alpha_composite(canvas, rgba).convert("RGB")

@@ -88,7 +88,7 @@ def text_splits(config, run=None):
 
     splits = load_texts(config)
     print(f"classes: {splits.describe()}")
-    if run is not None and not config.no_baseline:
+    if run is not None and config.baseline:
         baseline = text_baseline(splits, config.seed, run.dir)
         run.results["baseline"] = baseline
         scores = baseline["val"] or baseline["test"]

@@ -55,7 +55,7 @@ def read_tables(data_dir, text_column="text", label_column="label"):
     for split, path in paths.items():
         if path is None:
             continue
-        table = _read_table(path)
+        table = read_table(path)
         for column, flag in ((text_column, "--text-column"), (label_column, "--label-column")):
             if column not in table.columns:
                 raise DataError(
@@ -72,7 +72,15 @@ def read_tables(data_dir, text_column="text", label_column="label"):
                 f"{path} needs two classes at least in column {label_column!r} "
                 f"(--label-column); found: {found}"
             )
-    class_names = natural_order(pd.concat([labels for _, labels in tables.values()]).unique())
+    class_names = natural_order(tables["train"][1].unique())
+    if "test" in tables:
+        unseen = natural_order(set(tables["test"][1].unique()) - set(class_names))
+        if unseen:  # a typo ("Pos") would be a class the model never trains on
+            raise DataError(
+                f"{paths['test']}: label(s) {', '.join(unseen)} in column "
+                f"{label_column!r} never occur in the training table (its labels: "
+                f"{', '.join(class_names)}); fix or drop those rows"
+            )
     pairs = {
         split: _as_pair(texts, labels, class_names) for split, (texts, labels) in tables.items()
     }
@@ -103,11 +111,7 @@ def read_class_folders(data_dir):
             f"{data_dir} has no train/ folder; it needs train/<class>/*.txt (and maybe "
             f"test/<class>/*.txt), or use --data csv for a table. It holds: {found}"
         )
-    folders = {
-        name
-        for name in os.listdir(train_dir)
-        if os.path.isdir(os.path.join(train_dir, name)) and not name.startswith(".")
-    }
+    folders = _class_folders(train_dir)
     if folders == {*IMDB_CLASSES, "unsup"}:
         class_names = IMDB_CLASSES  # aclImdb: unsup/ is unlabelled, not a class
     else:
@@ -125,6 +129,12 @@ def read_class_folders(data_dir):
         missing = [c for c in class_names if not os.path.isdir(os.path.join(folder, c))]
         if missing:
             raise DataError(f"{folder} lacks the class folder(s) {', '.join(missing)}")
+        extra = sorted(_class_folders(folder) - set(class_names) - {"unsup"})
+        if extra:  # its texts would be left out without a word
+            raise DataError(
+                f"{folder} has the class folder(s) {', '.join(extra)}, which {train_dir} lacks; "
+                "every test class needs training texts"
+            )
         dataset = keras.utils.text_dataset_from_directory(
             folder, class_names=list(class_names), batch_size=None, shuffle=False, verbose=False
         )
@@ -157,7 +167,12 @@ def _table_path(folder, split):
     return None
 
 
-def _read_table(path):
+def read_table(path):
+    """One table file (.csv .tsv .jsonl .parquet) as a DataFrame, as `read_tables` reads it.
+
+    Raises:
+        DataError: another format, a file not in UTF-8, or one pandas cannot parse.
+    """
     suffix = os.path.splitext(path)[1].lower()
     if suffix not in TABLE_FORMATS:
         raise DataError(
@@ -215,3 +230,12 @@ def _as_pair(texts, labels, class_names):
         np.array([text.encode("utf-8") for text in texts], dtype=object),
         np.array([index[label] for label in labels], dtype="int32"),
     )
+
+
+def _class_folders(folder):
+    """The names of `folder`'s sub-folders, hidden ones left out."""
+    return {
+        name
+        for name in os.listdir(folder)
+        if os.path.isdir(os.path.join(folder, name)) and not name.startswith(".")
+    }

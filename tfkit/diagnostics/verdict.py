@@ -620,9 +620,12 @@ def _majority_class(history, class_counts, test):
     predicted = matrix.sum(axis=0)  # how often each class was answered
     answered = int(np.argmax(predicted))
     # Every class but the one answered is (almost) never answered, each against its
-    # own examples; and the one answered is a commonest class (ties: any of them).
+    # own examples; and those are the minority: the one answered is the commonest class
+    # (on balanced data there is no majority to fall back on: that is not learning).
     others = np.delete(predicted, answered) / np.maximum(1, np.delete(examples, answered))
-    only_commonest = examples[answered] == examples.max() and (others <= NEVER_PREDICTED).all()
+    only_commonest = examples[answered] > np.delete(examples, answered).max() and (
+        others <= NEVER_PREDICTED
+    ).all()
     # Either way: far below the baseline is worse than it, not the same trap.
     near = abs(float(metrics["accuracy"]) - baseline["accuracy"]) <= MAJORITY_MARGIN
     if near and only_commonest:

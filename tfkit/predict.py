@@ -1,0 +1,215 @@
+"""`python -m tfkit predict`: label a table of texts or a folder of pictures with an export.
+
+The export is loaded with `tf.saved_model.load` and run through its `serving_default`
+signature, the graph TF Serving runs, so the labels are the ones a served model gives.
+Its input says what it reads: `text` (the text recipes) or `image_bytes` (the image
+classifier). The class names come from the export's `class_names` signature
+(`tfkit.export.export_for_serving`).
+
+A table (.csv .tsv .jsonl .parquet) keeps its columns and gets `predicted_label` and a
+`probability_<class>` column per class; a folder of pictures gets a row per picture:
+`path` (relative to the folder), `predicted_label` and the probabilities. A row without
+a text, or a file that is not a picture, is skipped and named; the output is written
+whole or not at all (`tfkit.files`), and only when something could be predicted.
+"""
+
+import os
+import sys
+
+import numpy as np
+import pandas as pd
+import tensorflow as tf
+
+from tfkit.data.pictures import picture_files
+from tfkit.data.texts import TABLE_FORMATS, read_table
+from tfkit.errors import DataError, UsageError
+from tfkit.export import CLASS_NAMES_SIGNATURE, latest_version_dir
+from tfkit.files import atomic_path
+
+INPUTS = ("text", "image_bytes")
+
+
+def load_classifier(export_dir):
+    """The `serving_default` function of the export at `export_dir`, its input name, its classes.
+
+    `export_dir` is a version folder (`saved_models/x/3`) or the base that holds them
+    (the newest version is taken).
+
+    Raises:
+        UsageError: no SavedModel there, or not a classifier that reads text or pictures.
+    """
+    path = export_dir
+    if not os.path.isfile(os.path.join(path, "saved_model.pb")):
+        try:
+            path = latest_version_dir(export_dir)
+        except FileNotFoundError:
+            raise UsageError(
+                f"{export_dir} is not an export: give a version folder (holding saved_model.pb) "
+                "or the base path holding 1/, 2/, ..."
+            ) from None
+    loaded = tf.saved_model.load(path)
+    serve = loaded.signatures["serving_default"]
+    inputs = sorted(serve.structured_input_signature[1])
+    outputs = serve.structured_outputs
+    if len(inputs) != 1 or inputs[0] not in INPUTS or "probabilities" not in outputs:
+        raise UsageError(
+            f"{path} takes {inputs} and returns {sorted(serve.structured_outputs)}: not a tfkit "
+            "classifier export (input text or image_bytes, output probabilities)"
+        )
+    num_classes = serve.structured_outputs["probabilities"].shape[-1]
+    if CLASS_NAMES_SIGNATURE in loaded.signatures:
+        names = loaded.signatures[CLASS_NAMES_SIGNATURE]()["class_names"].numpy()
+        class_names = [name.decode() for name in names]
+    else:  # an export from before the signature: named from its labels as they come
+        class_names = [None] * num_classes
+    return serve, inputs[0], class_names, path
+
+
+def predict_batches(serve, input_name, inputs, batch_size, progress=None):
+    """Runs `serve` on `inputs` batch by batch; a batch that fails is retried input by input.
+
+    Returns:
+        `(rows, failures)`: for each input that could be predicted, `(index,
+        probabilities, label)`; for each that could not, `(index, reason)`.
+    """
+    rows, failures = [], []
+    for start in range(0, len(inputs), batch_size):
+        batch = list(range(start, min(start + batch_size, len(inputs))))
+        try:
+            rows += _run(serve, input_name, inputs, batch)
+        except tf.errors.InvalidArgumentError:  # one bad picture fails its whole batch
+            for index in batch:
+                try:
+                    rows += _run(serve, input_name, inputs, [index])
+                except tf.errors.InvalidArgumentError as error:
+                    failures.append((index, _reason(error.message)))
+        if progress:
+            progress.update(batch[-1] + 1)
+    return rows, failures
+
+
+def _reason(message):
+    """The op's own words in a TensorFlow error ("Unknown image file format..."), one line."""
+    lines = [line for line in message.splitlines() if line and not line[0].isspace()]
+    skip = ("Graph execution error", "Detected at node", "<stack traces")
+    words = [line for line in lines if not line.startswith(skip)]
+    return words[0] if words else lines[0]
+
+
+def _run(serve, input_name, inputs, indices):
+    outputs = serve(**{input_name: tf.constant([inputs[i] for i in indices])})
+    probabilities = outputs["probabilities"].numpy()
+    labels = [label.decode() for label in outputs["label"].numpy()]
+    return list(zip(indices, probabilities, labels))
+
+
+def class_columns(class_names, rows):
+    """`probability_<class>` column names; classes of an export without names are read
+    from the labels it gave (its likeliest class), else `class_<i>`."""
+    names = list(class_names)
+    for _, probabilities, label in rows:
+        if names[int(np.argmax(probabilities))] is None:
+            names[int(np.argmax(probabilities))] = label
+    return [f"probability_{name if name is not None else f'class_{i}'}"
+            for i, name in enumerate(names)]  # fmt: skip
+
+
+def read_inputs(path, input_name, text_column):
+    """What to predict: `(frame of the input's own columns, inputs, skipped)`.
+
+    Raises:
+        UsageError: the input does not suit the export (a table for a picture model, a
+        missing text column, a format not read).
+        DataError: no such file or folder.
+    """
+    if not os.path.exists(path):
+        raise DataError(f"{path} does not exist; give a table ({', '.join(TABLE_FORMATS)}) or a "
+                        "folder of pictures")  # fmt: skip
+    suffix = os.path.splitext(path)[1].lower()
+    if input_name == "image_bytes":
+        if suffix in TABLE_FORMATS:
+            raise UsageError(f"this export reads pictures: give a folder of them (or one), not "
+                             f"the table {path}")  # fmt: skip
+        if os.path.isdir(path):
+            files = sorted(picture_files(path))
+            names = [os.path.relpath(file, path) for file in files]
+        else:
+            files, names = [path], [os.path.basename(path)]
+        inputs, skipped, kept = [], [], []
+        for file, name in zip(files, names):
+            try:
+                with open(file, "rb") as handle:
+                    inputs.append(handle.read())
+                kept.append(name)
+            except OSError as error:
+                skipped.append((name, error.strerror))
+        return pd.DataFrame({"path": kept}), inputs, skipped
+    if os.path.isdir(path) or suffix not in TABLE_FORMATS:
+        raise UsageError(f"this export reads texts: give a table ({', '.join(TABLE_FORMATS)}) "
+                         f"with a column of them, not {path}")  # fmt: skip
+    table = read_table(path)
+    if text_column not in table.columns:
+        raise UsageError(f"{path} has no column {text_column!r} (--text-column); its columns: "
+                         + ", ".join(map(str, table.columns)))  # fmt: skip
+    missing = table[text_column].isna().to_numpy()  # only an empty field is missing
+    reason = f"no text in column {text_column!r}"
+    skipped = [(f"row {i + 1}", reason) for i in np.flatnonzero(missing)]
+    table = table[~missing]  # its index keeps the rows' numbers (from 0)
+    return table, [str(text).encode("utf-8") for text in table[text_column]], skipped
+
+
+def write_table(frame, path):
+    """Writes `frame` to `path` (.csv, .tsv, .jsonl or .parquet, by its suffix), atomically."""
+    suffix = os.path.splitext(path)[1].lower()
+    with atomic_path(path) as temporary:
+        if suffix == ".parquet":
+            frame.to_parquet(temporary, index=False)
+        elif suffix == ".jsonl":
+            frame.to_json(temporary, orient="records", lines=True, force_ascii=False)
+        else:
+            frame.to_csv(temporary, sep="\t" if suffix == ".tsv" else ",", index=False)
+
+
+def predict(export_dir, input_path, output_path, text_column="text", batch_size=64):
+    """Labels `input_path` with the export and writes `output_path`; returns the counts.
+
+    Returns:
+        `{"predicted": n, "skipped": [(name, reason), ...], "export": version folder}`.
+
+    Raises:
+        UsageError: a bad argument or an input that does not suit the export.
+        DataError: nothing could be predicted (no output is written).
+    """
+    if batch_size < 1:
+        raise UsageError(f"--batch-size must be >= 1. Received: {batch_size}")
+    suffix = os.path.splitext(output_path)[1].lower()
+    if suffix not in TABLE_FORMATS:
+        raise UsageError(
+            f"--output must end in {', '.join(TABLE_FORMATS)}. Received: {output_path}"
+        )
+    serve, input_name, class_names, version = load_classifier(export_dir)
+    frame, inputs, skipped = read_inputs(input_path, input_name, text_column)
+    progress = None
+    if sys.stdout.isatty() and inputs:
+        import keras
+
+        progress = keras.utils.Progbar(len(inputs), unit_name="input")
+    rows, failures = predict_batches(serve, input_name, inputs, batch_size, progress)
+    pictures = input_name == "image_bytes"
+    for index, reason in failures:
+        skipped.append((frame["path"].iloc[index] if pictures else f"row {frame.index[index] + 1}",
+                        reason))  # fmt: skip
+    if not rows:
+        first = f"; first: {skipped[0][0]}: {skipped[0][1]}" if skipped else ""
+        raise DataError(
+            f"nothing in {input_path} could be predicted ({len(skipped)} skipped{first})"
+        )
+    rows.sort(key=lambda row: row[0])
+    kept = [index for index, _, _ in rows]
+    result = frame.iloc[kept].reset_index(drop=True)
+    result["predicted_label"] = [label for _, _, label in rows]
+    probabilities = pd.DataFrame(
+        np.stack([p for _, p, _ in rows]), columns=class_columns(class_names, rows)
+    )
+    write_table(pd.concat([result, probabilities], axis=1), output_path)
+    return {"predicted": len(rows), "skipped": skipped, "export": version}
