@@ -24,7 +24,13 @@ from keras import layers
 from tfkit import cli
 from tfkit.callbacks import standard_callbacks
 from tfkit.config import ClassifierConfig, check_at_least, flag
-from tfkit.data.ngrams import inverse_document_frequency, ngram_ids, tf_idf, vectorize_ngrams
+from tfkit.data.ngrams import (
+    inverse_document_frequency,
+    ngram_ids,
+    same_width,
+    tf_idf,
+    vectorize_ngrams,
+)
 from tfkit.data.text import batched_datasets, text_fit_arguments, text_splits, text_vectorizer
 from tfkit.distribute import chief_or_temporary, get_strategy
 from tfkit.export import export_text_classifier
@@ -63,10 +69,10 @@ def load_data(config, run):
     splits = text_splits(config, run)  # and the linear baseline, trained on them
     vectorizer = text_vectorizer(config, splits.train[0], run.dir, ngrams=config.ngrams)
 
-    def ids(split):
-        return vectorize_ngrams(vectorizer, split[0], config.max_len), split[1]
-
-    splits = replace(splits, train=ids(splits.train), val=ids(splits.val), test=ids(splits.test))
+    parts = (splits.train, splits.val, splits.test)
+    ids = same_width(*(vectorize_ngrams(vectorizer, texts, config.max_len) for texts, _ in parts))
+    splits = replace(splits, **{name: (ids[i], parts[i][1]) for i, name in
+                                enumerate(("train", "val", "test"))})  # fmt: skip
     idf = inverse_document_frequency(splits.train[0], config.max_features)
     features = partial(tf_idf, idf=idf)
     datasets = batched_datasets(splits, config.batch_size, config.seed, config.resample, features)

@@ -245,3 +245,11 @@ def test_a_test_class_folder_without_training_texts_is_refused(tmp_path):
             (tmp_path / split / name / "1.txt").write_text(f"a {name} text")
     with pytest.raises(DataError, match="class folder\\(s\\) neu, which .* lacks"):
         read_class_folders(str(tmp_path))
+
+
+def test_a_class_left_without_training_examples_is_refused(tmp_path):
+    (tmp_path / "train.csv").write_text("text,label\ngood fine,pos\nbad awful,neg\n")
+    (tmp_path / "test.csv").write_text("text,label\ngood fine,pos\nbad awful,neg\n")
+    with pytest.raises(DataError, match="class\\(es\\) .* keep no training example"):
+        imdb_conv1d.main(["--data", "csv", "--data-dir", str(tmp_path), "--epochs", "1",
+                          "--no-export", "--run-dir", str(tmp_path / "run")])  # fmt: skip

@@ -122,3 +122,18 @@ def test_a_picture_with_broken_exif_is_kept_as_stored(tmp_path):
     Image.fromarray(np.full((40, 20, 3), 100, np.uint8)).save(path, exif=b"garbage-not-tiff")
     picture = read_picture(path)
     assert picture.size == (20, 40) and picture.getpixel((0, 0)) == (100, 100, 100)
+
+
+def test_a_transparent_gif_reads_as_the_export_decodes_it(tmp_path):
+    import tensorflow as tf
+
+    from tfkit.export import decode_picture
+
+    pixels = np.zeros((30, 40), np.uint8)
+    pixels[10:20, 10:30] = 1
+    gif = Image.fromarray(pixels, mode="P")
+    gif.putpalette([0, 0, 0, 200, 30, 30] + [0] * 762)
+    gif.save(tmp_path / "t.gif", transparency=0)
+    ours = np.asarray(read_picture(tmp_path / "t.gif"))
+    served = decode_picture(tf.constant((tmp_path / "t.gif").read_bytes())).numpy()
+    np.testing.assert_array_equal(ours, served.astype(np.uint8))

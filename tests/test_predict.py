@@ -53,6 +53,13 @@ def test_a_text_export_labels_a_table_keeping_its_columns(tmp_path, capsys):
     assert list(labels["id"]) == [i for i in new["id"] if i != "t005"]
     assert (labels["predicted_label"] == labels["label"]).mean() >= 0.95
     np.testing.assert_allclose(labels.filter(like="probability_").sum(axis=1), 1.0, rtol=1e-5)
+    # An input that already has a column predict writes is refused, not overwritten.
+    new.assign(predicted_label="mine").to_csv(tmp_path / "clash.csv", index=False)
+    code, printed = run_cli(["predict", str(tmp_path / "export"), "--input",
+                             str(tmp_path / "clash.csv"), "--output", str(tmp_path / "o.csv")],
+                            capsys)  # fmt: skip
+    assert code == 2 and "already has the column(s) predicted_label" in printed.err
+    assert not (tmp_path / "o.csv").exists()
 
 
 def picture_export(tmp_path, class_names=("cat", "dog")):

@@ -13,6 +13,7 @@ import ast
 import importlib.util
 import os
 import shutil
+import signal
 import sys
 
 from tfkit.cli import FAILURE, USAGE_ERROR, OneLineParser
@@ -129,6 +130,8 @@ def predict_labels(args):
     from tfkit.errors import DataError, UsageError
     from tfkit.predict import predict
 
+    # SIGTERM as Ctrl-C: the output's temporary file is removed on the way out.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         result = predict(args.export_dir, args.input, args.output, args.text_column,
                          args.batch_size)  # fmt: skip
@@ -136,6 +139,8 @@ def predict_labels(args):
         _usage_error(str(error))
     except DataError as error:
         _error(str(error), FAILURE)
+    except KeyboardInterrupt:
+        _error(f"interrupted; {args.output} was not written", 130)
     for name, reason in result["skipped"]:
         print(f"skipped {name}: {reason}", file=sys.stderr)
     print(f"predicted {result['predicted']}, skipped {len(result['skipped'])}, with "

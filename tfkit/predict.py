@@ -207,9 +207,14 @@ def predict(export_dir, input_path, output_path, text_column="text", batch_size=
     rows.sort(key=lambda row: row[0])
     kept = [index for index, _, _ in rows]
     result = frame.iloc[kept].reset_index(drop=True)
+    columns = class_columns(class_names, rows)
+    taken = sorted({"predicted_label", *columns} & set(map(str, result.columns)))
+    if taken:  # the input's own values would be overwritten
+        raise UsageError(
+            f"{input_path} already has the column(s) {', '.join(taken)} that predict writes; "
+            "rename them first"
+        )
     result["predicted_label"] = [label for _, _, label in rows]
-    probabilities = pd.DataFrame(
-        np.stack([p for _, p, _ in rows]), columns=class_columns(class_names, rows)
-    )
+    probabilities = pd.DataFrame(np.stack([p for _, p, _ in rows]), columns=columns)
     write_table(pd.concat([result, probabilities], axis=1), output_path)
     return {"predicted": len(rows), "skipped": skipped, "export": version}

@@ -62,3 +62,13 @@ def test_a_run_learns_with_its_baseline_and_exports_raw_text_in(tmp_path):
     out = serve(text=tf.constant(["the coach saw the team win the match", "the minister lost the vote"]))
     assert [label.decode() for label in out["label"].numpy()] == ["sport", "politics"]
     assert out["probabilities"].shape == (2, 3)
+
+
+def test_kfold_joins_splits_of_different_widths(tmp_path):
+    rows = [{"text": " ".join(["match goal"] * (1 + i % 7)) if i % 2 else "vote law " * (1 + i % 3),
+             "label": "sport" if i % 2 else "politics"} for i in range(60)]  # fmt: skip
+    pd.DataFrame(rows).to_csv(tmp_path / "t.csv", index=False)
+    text_ngrams.main(["--data", "csv", "--data-dir", str(tmp_path / "t.csv"), "--epochs", "1",
+                      "--kfold", "2", "--no-baseline", "--no-export",
+                      "--run-dir", str(tmp_path / "run")])  # fmt: skip
+    assert (tmp_path / "run" / "kfold.csv").exists() and (tmp_path / "run" / "metrics.json").exists()

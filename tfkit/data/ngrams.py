@@ -39,6 +39,13 @@ def vectorize_ngrams(vectorizer, texts, max_length, batch_size=2048):
     return np.ascontiguousarray(ids[:, :width])
 
 
+def same_width(*arrays):
+    """The id arrays padded with `PADDING` to the widest one's width (the splits are joined
+    for k-fold and a final training)."""
+    width = max(array.shape[1] for array in arrays)
+    return [np.pad(array, ((0, 0), (0, width - array.shape[1]))) for array in arrays]
+
+
 def inverse_document_frequency(ids, vocabulary_size):
     """Keras's IDF, `ln(1 + N / (1 + df))`, of every id over the rows of `ids` (0 for padding
     and unknown n-grams), as a float32 array of `vocabulary_size`."""

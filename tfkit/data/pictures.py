@@ -169,6 +169,11 @@ def read_picture(path, min_side=None):
         if min_side:
             picture.draft(None, (min_side, min_side))
         picture.load()  # a truncated file fails here, not later
+        if picture.format == "GIF":
+            # TensorFlow's decode_gif (the export's) has no alpha: a transparent pixel is
+            # its palette colour there, so it is here too, and both sides see the same.
+            picture = picture.convert("RGB")
+            picture.info.pop("transparency", None)  # else convert("RGBA") applies it again
         # First of all: a phone stores a portrait photo as landscape plus an EXIF
         # Orientation tag, and anything done before turning it would be done sideways.
         try:

@@ -142,6 +142,15 @@ def split_and_cap(
         train_index = train_index[stratified_sample(labels[train_index], max_examples, rng)]
         val_index = val_index[stratified_sample(labels[val_index], max_examples, rng)]
         test_index = stratified_sample(test[1], max_examples, rng)
+    missing = sorted(set(range(len(class_names))) - set(labels[train_index].tolist()))
+    if missing:
+        from tfkit.errors import DataError
+
+        raise DataError(
+            f"class(es) {', '.join(str(class_names[i]) for i in missing)} keep no training "
+            "example once the validation and test splits are held out; give each class more "
+            "examples (or a test table of its own)"
+        )
     return Splits(
         train=(inputs[train_index], labels[train_index]),
         val=(inputs[val_index], labels[val_index]),

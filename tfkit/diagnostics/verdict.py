@@ -555,7 +555,7 @@ def _classifier_fit(history, checks, class_counts, test):
             seen = f", best {name} AUC {auc:.3f}" if auc is not None else ""
             return (
                 "not learning",
-                f"{name} loss {watched.iloc[-1]:.3f} is still near its start "
+                f"{name} loss {watched.iloc[-1]:.3f} never fell {1 - NOT_LEARNING_LOSS:.0%} below its start "
                 f"{watched_start:.3f}{seen}",
                 best_epoch,
             )
