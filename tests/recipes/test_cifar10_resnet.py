@@ -113,6 +113,19 @@ def test_a_synthetic_cifar10_run_is_resumable_and_exports_image_bytes_in(tmp_pat
     assert out["probabilities"].shape == (2, 10) and out["label"].dtype == tf.string
 
 
+def test_cifar10_from_tfds_has_its_ten_classes_and_its_own_test_split(tmp_path):
+    import tensorflow_datasets as tfds
+
+    with tfds.testing.mock_data(num_examples=200):
+        cifar10_resnet.main(["--data", "tfds", "--data-dir", str(tmp_path / "tfds"),
+                             "--max-examples", "100", "--depth", "8", "--epochs", "1",
+                             "--no-baseline", "--no-export", "--run-dir", str(tmp_path / "run")])  # fmt: skip
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["data"] == "tfds" and len(metrics["class_counts"]["test"]) == 10
+    assert metrics["test_examples"] == 100  # the test split's own, capped; not held out of train
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["class_names"][0] == "airplane"
+
+
 @pytest.mark.slow
 def test_augmented_and_mixed_up_run_killed_mid_epoch_resumes_exactly(tmp_path):
     from test_resume import assert_same_run, interrupt_at, run
