@@ -24,11 +24,16 @@ _PUBLIC_API = {
     "text_datasets": "tfkit.data.text",
     "imdb_text_datasets": "tfkit.data.text",
     "epoch_batches": "tfkit.data.order",
+    "load_picture_classes": "tfkit.data.pictures",
+    "tf_idf": "tfkit.data.ngrams",
     # Training set-up.
     "get_optimizer": "tfkit.optim",
     "optimizer_from_config": "tfkit.optim",
     "class_weight_from_labels": "tfkit.optim",
     "binary_metrics": "tfkit.metrics",
+    "evaluate_classifier": "tfkit.metrics",
+    "text_baseline": "tfkit.baseline",
+    "pixel_baseline": "tfkit.baseline",
     "standard_callbacks": "tfkit.callbacks",
     "ExactBackupAndRestore": "tfkit.backup",
     "set_mixed_precision": "tfkit.hardware",
@@ -44,6 +49,10 @@ _PUBLIC_API = {
     "finish_run": "tfkit.runs",
     "export_text_classifier": "tfkit.export",
     "export_for_serving": "tfkit.export",
+    "export_image_classifier": "tfkit.export",
+    "predict": "tfkit.predict",
+    "write_json": "tfkit.files",
+    "atomic_path": "tfkit.files",
 }
 
 __all__ = sorted(_PUBLIC_API)
