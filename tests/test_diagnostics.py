@@ -231,7 +231,7 @@ def test_validation_loss_is_judged_against_the_unweighted_start():
     )
     diagnosis = verdict.diagnose(flat, checks=checks)
     assert diagnosis["fit"] == "not learning"
-    assert "near its start 0.693" in diagnosis["why"]
+    assert "below its start 0.693" in diagnosis["why"]
     # Weights of 0.3 on 3 classes: training starts at 0.3 ln 3, validation at ln 3; a
     # validation accuracy from 0.33 to 0.71 is learning.
     checks = weighted_start(0.3 * math.log(3), math.log(3))
