@@ -26,7 +26,7 @@ import keras
 from keras import layers
 
 from tfkit import cli
-from tfkit.baseline import pixel_baseline
+from tfkit.baseline import describe, pixel_baseline
 from tfkit.callbacks import initial_bias, standard_callbacks, trained_counts
 from tfkit.config import DATA_SOURCES, OPTIMIZERS, ClassifierConfig, check_at_least, flag
 from tfkit.data.cifar10 import CLASS_NAMES, load_cifar10
@@ -131,9 +131,7 @@ def load_data(config, run):
     print(f"classes: {splits.describe()}")
     if config.baseline:
         run.results["baseline"] = baseline = pixel_baseline(splits, config.seed, run.dir)
-        scores = baseline["val"] or baseline["test"]
-        print(f"baseline ({baseline['model']}, {baseline['seconds']:.1f} s): accuracy "
-              f"{scores['accuracy']:.3f}, macro-F1 {scores['macro_f1']:.3f}")  # fmt: skip
+        print(describe(baseline))
     if config.retrain_best or config.kfold:  # the final model learns from all of them
         splits = splits.with_validation_in_training()
     return splits, skipped

@@ -75,6 +75,15 @@ def pixel_baseline(splits, seed, run_dir=None):
     return _baseline(splits, seed, run_dir, train_and_score)
 
 
+def describe(baseline):
+    """The baseline's one line for the run's log: its model, cost and scores."""
+    split, scores = ("validation", baseline["val"]) if baseline["val"] else ("test", baseline["test"])
+    return (
+        f"baseline ({baseline['model']}, {baseline['seconds']:.1f} s): {split} accuracy "
+        f"{scores['accuracy']:.3f}, macro-F1 {scores['macro_f1']:.3f}"
+    )
+
+
 def _baseline(splits, seed, run_dir, features):
     """Reads `run_dir/baseline.json`, or trains the linear model on `features()` and writes it.
 

@@ -84,18 +84,13 @@ def text_splits(config, run=None):
     splits before the model, and goes to `run.results["baseline"]` (metrics.json). Under
     `--retrain-best` and `--kfold` the validation texts then join the training ones.
     """
-    from tfkit.baseline import text_baseline
+    from tfkit.baseline import describe, text_baseline
 
     splits = load_texts(config)
     print(f"classes: {splits.describe()}")
     if run is not None and config.baseline:
-        baseline = text_baseline(splits, config.seed, run.dir)
-        run.results["baseline"] = baseline
-        scores = baseline["val"] or baseline["test"]
-        print(
-            f"baseline ({baseline['model']}, {baseline['seconds']:.1f} s): validation "
-            f"accuracy {scores['accuracy']:.3f}, macro-F1 {scores['macro_f1']:.3f}"
-        )
+        run.results["baseline"] = baseline = text_baseline(splits, config.seed, run.dir)
+        print(describe(baseline))
     if config.retrain_best or config.kfold:  # the final model learns from all of them
         splits = splits.with_validation_in_training()
     return splits
