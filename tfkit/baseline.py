@@ -77,7 +77,8 @@ def pixel_baseline(splits, seed, run_dir=None):
 
 def describe(baseline):
     """The baseline's one line for the run's log: its model, cost and scores."""
-    split, scores = ("validation", baseline["val"]) if baseline["val"] else ("test", baseline["test"])
+    split = "validation" if baseline["val"] else "test"
+    scores = baseline["val"] or baseline["test"]
     return (
         f"baseline ({baseline['model']}, {baseline['seconds']:.1f} s): {split} accuracy "
         f"{scores['accuracy']:.3f}, macro-F1 {scores['macro_f1']:.3f}"
