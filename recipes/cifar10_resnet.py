@@ -26,7 +26,6 @@ import keras
 from keras import layers
 
 from tfkit import cli
-from tfkit.baseline import describe, pixel_baseline
 from tfkit.callbacks import initial_bias, standard_callbacks, trained_counts
 from tfkit.config import DATA_SOURCES, OPTIMIZERS, ClassifierConfig, check_at_least, flag
 from tfkit.data.cifar10 import CLASS_NAMES, load_cifar10
@@ -41,6 +40,7 @@ from tfkit.metrics import classifier_metrics, evaluate_classifier
 from tfkit.modes import run_mode
 from tfkit.optim import class_weight_from_labels, optimizer_from_config
 from tfkit.runs import finish_run, record_in_config, start_run
+from tfkit.session import computed_policy
 from tfkit.tune import best_config
 
 RECIPE = "cifar10_resnet"
@@ -110,8 +110,8 @@ def load_data(config, run):
 
     CIFAR-10 keeps its own test split; class folders without `test/` give a seeded,
     stratified fifth of the pictures to it. 20% of the training split is held out for
-    validation. Unless `--no-baseline`, a linear model on the pixels is trained on the
-    same splits first (`run.results["baseline"]`, metrics.json).
+    validation. The splits are left in `run.baseline_data`: unless `--no-baseline`, a linear
+    model on the pixels is trained on them before the model (`tfkit.baseline`).
     """
     skipped = []
     if config.data == "images":
@@ -129,9 +129,7 @@ def load_data(config, run):
         class_names=class_names,
     )  # fmt: skip
     print(f"classes: {splits.describe()}")
-    if config.baseline:
-        run.results["baseline"] = baseline = pixel_baseline(splits, config.seed, run.dir)
-        print(describe(baseline))
+    run.baseline_data = ("pixels", splits)  # tfkit.modes trains the baseline on them
     if config.retrain_best or config.kfold:  # the final model learns from all of them
         splits = splits.with_validation_in_training()
     return splits, skipped
@@ -296,7 +294,7 @@ def main(argv=None):
         config = best_config(RECIPE, config)
     # Seeds everything; claims the run folder (refused if busy or made by other flags).
     run = start_run(RECIPE, config, strategy)
-    policy = set_mixed_precision(config.mixed_precision, bf16_helps_on_cpu=False)
+    set_mixed_precision(config.mixed_precision, bf16_helps_on_cpu=False)
 
     # Data: CIFAR-10 or your class folders; the linear baseline trains on the same splits.
     splits, skipped = load_data(config, run)
@@ -333,8 +331,8 @@ def main(argv=None):
         export_dir = chief_or_temporary(config.export_dir or f"saved_models/{RECIPE}", strategy)
         exported = export_image_classifier(export_dir, model, config.class_names, IMAGE_SIZE)
         print("exported:", exported)
-    finish_run(run, splits, val=val_metrics, test=test_metrics, mixed_precision=policy,
-               skipped_files=skipped)  # fmt: skip
+    finish_run(run, splits, val=val_metrics, test=test_metrics,
+               mixed_precision=computed_policy(model), skipped_files=skipped)  # fmt: skip
 
 
 if __name__ == "__main__":

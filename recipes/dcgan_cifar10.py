@@ -50,6 +50,7 @@ from tfkit.errors import DataError
 from tfkit.finetune import fine_tuning
 from tfkit.files import atomic_path
 from tfkit.runs import finish_run, start_run
+from tfkit.session import computed_policy
 from tfkit.tune import best_config
 
 RECIPE = "dcgan_cifar10"
@@ -429,7 +430,7 @@ def main(argv=None):
     # Seeds everything; claims the run folder (refused if busy or made by other flags).
     run = start_run(RECIPE, config, strategy)
     # bfloat16 doubled the step on a CPU with AVX512-BF16 (benchmarks/dcgan_throughput.py).
-    policy = set_mixed_precision(config.mixed_precision, bf16_helps_on_cpu=True)
+    set_mixed_precision(config.mixed_precision, bf16_helps_on_cpu=True)
     images, counts, skipped = load_data(config)
     # --tune (scored by pixel_kid) and --lr-find run here instead of the training below;
     # --learning-rate auto runs the LR range test and returns the config it chose.
@@ -497,7 +498,7 @@ def main(argv=None):
         skipped_files=skipped,
         final_pixel_kid=scores[-1],
         best_pixel_kid=min(scores),
-        mixed_precision=policy,
+        mixed_precision=computed_policy(gan.generator),
     )
 
 

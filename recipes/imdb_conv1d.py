@@ -30,6 +30,7 @@ from tfkit.modes import run_mode
 from tfkit.metrics import classifier_metrics, evaluate_classifier
 from tfkit.optim import class_weight_from_labels, optimizer_from_config
 from tfkit.runs import finish_run, record_in_config, start_run
+from tfkit.session import computed_policy
 from tfkit.tune import best_config
 
 RECIPE = "imdb_conv1d"
@@ -108,7 +109,7 @@ def main(argv=None):
         config = best_config(RECIPE, config)
     # Seeds everything; claims the run folder (refused if busy or made by other flags).
     run = start_run(RECIPE, config, strategy)
-    policy = set_mixed_precision(config.mixed_precision, BF16_HELPS_ON_CPU)
+    set_mixed_precision(config.mixed_precision, BF16_HELPS_ON_CPU)
 
     # Data: IMDB or your own texts (--data csv|dir), 20% of the training split held out
     # for validation; the vectorizer is adapted on the training text (or comes with
@@ -148,7 +149,8 @@ def main(argv=None):
             export_dir, model, vectorizer, config.max_len, config.class_names
         )
         print("exported:", exported)
-    finish_run(run, splits, val=val_metrics, test=test_metrics, mixed_precision=policy)
+    finish_run(run, splits, val=val_metrics, test=test_metrics,
+               mixed_precision=computed_policy(model))  # what the layers computed in
 
 
 if __name__ == "__main__":

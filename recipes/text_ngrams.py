@@ -38,6 +38,7 @@ from tfkit.metrics import classifier_metrics, evaluate_classifier
 from tfkit.modes import run_mode
 from tfkit.optim import class_weight_from_labels, optimizer_from_config
 from tfkit.runs import finish_run, record_in_config, start_run
+from tfkit.session import computed_policy
 from tfkit.tune import best_config
 
 RECIPE = "text_ngrams"
@@ -66,7 +67,7 @@ def load_data(config, run):
     The vectorizer is adapted on the training text (or comes with `--init-from`'s
     model); the IDF is counted on the training texts; every split is read once.
     """
-    splits = text_splits(config, run)  # and the linear baseline, trained on them
+    splits = text_splits(config, run)  # also the linear baseline's
     vectorizer = text_vectorizer(config, splits.train[0], run.dir, ngrams=config.ngrams)
 
     parts = (splits.train, splits.val, splits.test)
@@ -158,7 +159,8 @@ def main(argv=None):
             features=lambda text: features(ngram_ids(vectorizer, text, config.max_len)),
         )  # fmt: skip
         print("exported:", exported)
-    finish_run(run, splits, val=val_metrics, test=test_metrics)
+    finish_run(run, splits, val=val_metrics, test=test_metrics,
+               mixed_precision=computed_policy(model))  # what the layers computed in
 
 
 if __name__ == "__main__":

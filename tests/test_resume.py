@@ -73,6 +73,21 @@ def test_conv1d_killed_then_interrupted_mid_epoch_ends_as_if_never_stopped(tmp_p
     assert not (stopped / "backup").exists()
 
 
+def test_conv1d_under_mixed_bfloat16_with_its_baseline_resumes_exactly(tmp_path):
+    # The baseline once reset Keras's dtype policy: a new run trained in float32 after it
+    # while metrics.json said mixed_bfloat16, and its resume (baseline read from its file)
+    # trained in bfloat16, so the two histories differed.
+    command = [sys.executable, "-m", "recipes.imdb_conv1d", *TEXT, "--mixed-precision", "bf16"]
+    assert run(command, tmp_path / "whole").returncode == 0
+    stopped = tmp_path / "stopped"
+    interrupt_at(command + ["--backup-every", "1"], stopped, 1, 2, signal.SIGKILL)
+    result = run(command, stopped)
+    assert result.returncode == 0, result.stderr[-2000:]
+    metrics = assert_same_run(tmp_path / "whole", stopped)
+    assert metrics["mixed_precision"] == "mixed_bfloat16"  # what the layers computed in
+    assert "baseline" in metrics
+
+
 MIRRORED = ["--strategy", "mirrored", "--logical-cpus", "2"]
 
 

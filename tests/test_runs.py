@@ -13,6 +13,7 @@ import pytest
 from conftest import ROOT, python_env
 from recipes import imdb_conv1d
 from tfkit.cli import run
+from tfkit.errors import DataError
 from tfkit.runs import LOCK_FILE, training_differences
 
 HOLD_LOCK = """
@@ -244,3 +245,19 @@ def test_an_export_dir_that_cannot_be_written_is_one_line(tmp_path, quick_flags,
     assert exit_status(quick_flags + ["--export-dir", str(tmp_path / "afile")]) == 1
     error = capsys.readouterr().err.strip()
     assert "\n" not in error and "--export-dir" in error and "cannot be written" in error
+
+
+def test_a_command_that_failed_before_training_leaves_the_folder_usable(tmp_path, quick_flags,
+                                                                        capsys):  # fmt: skip
+    # A table that is not there fails once the folder is claimed; the corrected command
+    # must not be refused for "other training flags".
+    missing = ["--data", "csv", "--data-dir", str(tmp_path / "no-such.csv")]
+    with pytest.raises(DataError):  # exit 1 (cli.run leaves by os._exit: not in a test)
+        imdb_conv1d.main(quick_flags + missing + ["--no-baseline"])
+    assert (tmp_path / "run" / "config.json").exists()
+    imdb_conv1d.main(quick_flags + ["--no-baseline"])
+    assert "never started training" in capsys.readouterr().out
+    saved = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert saved["data"] == "synthetic" and (tmp_path / "run" / "metrics.json").exists()
+    # A run that did train keeps its protection.
+    assert exit_status(quick_flags + ["--no-baseline", "--epochs", "2"]) == 2

@@ -4,10 +4,12 @@
 "Establish a baseline before anything deep": on small corpora a bag of n-grams is hard to
 beat (Deep Learning with Python, ch. 11: while examples / mean words per example is under
 about 1,500, it beats a sequence model). It is trained on the run's own splits, plain by
-design (no class weights, no resampling: it is the reference, not a contender), after the
-data is read and before the model trains, and scored on validation and test with the
-run's own metrics (`tfkit.metrics.evaluate_classifier`). It is written to
-`baseline.json`, so a resumed run reads it back instead of training it again.
+design (no class weights, no resampling: it is the reference, not a contender), and
+scored on validation and test with the run's own metrics
+(`tfkit.metrics.evaluate_classifier`). It is a step of the run (`train_baseline`, called
+by `tfkit.modes.run_mode` before a training, never for `--tune`, `--lr-find` or
+`--overfit-batches`), and it is written to `baseline.json`, so a resumed run reads it
+back instead of training it again.
 """
 
 import json
@@ -21,6 +23,7 @@ import keras
 
 from tfkit.files import write_json
 from tfkit.metrics import classifier_metrics, evaluate_classifier
+from tfkit.session import new_session
 
 BASELINE_FILE = "baseline.json"
 MODEL = "TF-IDF 1-2-grams (20,000) + linear"
@@ -41,6 +44,24 @@ def epoch_budget(train_examples):
     return int(min(MAX_EPOCHS, max(MIN_EPOCHS, -(-MAX_STEPS // steps))))
 
 
+def train_baseline(run, config):
+    """The run's baseline, on the splits its data step left in `run.baseline_data`.
+
+    Trained (or read from `baseline.json`) unless `--no-baseline`, put in
+    `run.results["baseline"]` (metrics.json) and printed. The run then goes on in a new
+    Keras session, seeded again and with its precision policy, whether the baseline was
+    trained or read: a resumed run builds its model from the very state a new one does.
+    """
+    if run.baseline_data is None or not config.baseline:
+        return None
+    kind, splits = run.baseline_data
+    train = {"text": text_baseline, "pixels": pixel_baseline}[kind]
+    run.results["baseline"] = baseline = train(splits, config.seed, run.dir)
+    print(describe(baseline))
+    new_session(config.seed, config.deterministic)
+    return baseline
+
+
 def text_baseline(splits, seed, run_dir=None):
     """Trains and scores the linear model on TF-IDF of the word 1-2-grams of raw-text `splits`.
 
@@ -57,7 +78,7 @@ def text_baseline(splits, seed, run_dir=None):
         features = keras.Input((vectorizer.vocabulary_size(),), sparse=True)
         return MODEL, [features], partial(_tf_idf_rows, vectorizer)
 
-    return _baseline(splits, seed, run_dir, train_and_score)
+    return _baseline(splits, seed, run_dir, "text", train_and_score)
 
 
 def pixel_baseline(splits, seed, run_dir=None):
@@ -72,7 +93,7 @@ def pixel_baseline(splits, seed, run_dir=None):
         inputs = [keras.Input(shape), keras.layers.Rescaling(1 / 255), keras.layers.Flatten()]
         return f"pixels ({'x'.join(map(str, shape))}) + linear", inputs, lambda images: images
 
-    return _baseline(splits, seed, run_dir, train_and_score)
+    return _baseline(splits, seed, run_dir, "pixels", train_and_score)
 
 
 def describe(baseline):
@@ -85,26 +106,20 @@ def describe(baseline):
     )
 
 
-def _baseline(splits, seed, run_dir, features):
+def _baseline(splits, seed, run_dir, kind, features):
     """Reads `run_dir/baseline.json`, or trains the linear model on `features()` and writes it.
 
     `features()` gives the model's name, its input layers and a function from a split's
-    inputs to what those layers take.
+    inputs to what those layers take; `kind` ("text" or "pixels") says what it reads.
     """
     saved = os.path.join(run_dir, BASELINE_FILE) if run_dir else None
     if saved and os.path.exists(saved):
         with open(saved) as file:
             return json.load(file)
     start = time.perf_counter()
-    try:
-        keras.utils.set_random_seed(seed)
-        name, inputs, to_rows = features()
-        result = _train_and_score(splits, seed, name, inputs, to_rows)
-    finally:
-        # The run goes on as if the baseline had never been: the random state as seeded,
-        # and layer names as a new process gives them (`--freeze LAYER` reads them).
-        keras.backend.clear_session()
-        keras.utils.set_random_seed(seed)
+    keras.utils.set_random_seed(seed)
+    name, inputs, to_rows = features()
+    result = {"kind": kind, **_train_and_score(splits, seed, name, inputs, to_rows)}
     result["seconds"] = round(time.perf_counter() - start, 2)
     if saved:
         write_json(saved, result)

@@ -19,14 +19,15 @@ import json
 import math
 import os
 
-import keras
 import pandas as pd
 
 from tfkit import cli
+from tfkit.baseline import train_baseline
 from tfkit.data.splits import kfold_splits
 from tfkit.diagnostics import capacity, lr_find
 from tfkit.files import write_json, write_text
-from tfkit.runs import config_record, seed_everything, update_config_json
+from tfkit.runs import config_record, update_config_json
+from tfkit.session import new_session, seed_everything
 from tfkit.tune import search
 
 
@@ -51,6 +52,7 @@ def run_mode(recipe, config, build_model, search_space, fit_arguments, strategy,
         check_capacity(config, build_model, fit_arguments, strategy, run)
         run.release()
         return None
+    train_baseline(run, config)  # what the training below is judged against
     if getattr(config, "kfold", 0):
         return cross_validate(recipe, config, build_model, fit_arguments, splits, strategy, run)
     return config
@@ -133,7 +135,7 @@ def auto_learning_rate(recipe, config, build_model, fit_arguments, strategy, run
 
     learning_rate = find_learning_rate(recipe, config, build_model, fit_arguments, strategy, run)
     update_config_json(run.dir, learning_rate=learning_rate, learning_rate_source="lr-find")
-    _new_session(config)
+    new_session(config.seed, config.deterministic)
     return dataclasses.replace(config, learning_rate=learning_rate)
 
 
@@ -206,7 +208,7 @@ def cross_validate(recipe, config, build_model, fit_arguments, splits, strategy,
             os.path.join(fold_run.dir, "config.json"),
             config_record(recipe, fold_config),
         )
-        _new_session(config)  # every fold starts from the same initial weights
+        new_session(config.seed, config.deterministic)  # every fold: the same initial weights
         with strategy.scope():
             model = build_model(config)
         arguments = fit_arguments(config, splits=fold)
@@ -234,7 +236,7 @@ def cross_validate(recipe, config, build_model, fit_arguments, splits, strategy,
         f"final model: all {len(splits.train[1])} training examples, {epochs} epoch(s) "
         "(the folds' mean best epoch), then the test split"
     )
-    _new_session(config)
+    new_session(config.seed, config.deterministic)
     return dataclasses.replace(config, epochs=epochs)
 
 
@@ -267,11 +269,3 @@ def _kfold_table(rows):
 def _numbers(table, kind):
     row = table.set_index("fold").loc[kind]
     return {name: float(value) for name, value in row.items()}
-
-
-def _new_session(config):
-    """Forgets the models built so far (their layer names too); keeps the precision policy."""
-    policy = keras.mixed_precision.global_policy()
-    keras.backend.clear_session()
-    keras.mixed_precision.set_global_policy(policy)
-    seed_everything(config.seed, config.deterministic)

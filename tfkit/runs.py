@@ -13,14 +13,13 @@ import os
 import shutil
 import socket
 
-import keras
-import tensorflow as tf
 
 from tfkit import signals
 from tfkit.figures import confusion_figure, plot_history, save_figure
 from tfkit.files import TEMPORARY, plain, remove_temporaries, write_json
 from tfkit.distribute import chief_or_temporary, describe, is_chief
 from tfkit.errors import RunComplete, RunStateError, UsageError
+from tfkit.session import new_session
 
 
 # Flags that say where and how a run goes, not what it trains: they may differ when a
@@ -62,6 +61,9 @@ class Run:
     resumed: list = dataclasses.field(default_factory=list)  # filled by the backup callback
     checks: dict = dataclasses.field(default_factory=dict)  # what the start checks found
     results: dict = dataclasses.field(default_factory=dict)  # a mode's, for metrics.json
+    # What the baseline trains on, left by the data step: ("text", raw-text splits) or
+    # ("pixels", picture splits); `tfkit.baseline.train_baseline` trains it before a training.
+    baseline_data: tuple | None = None
 
     def release(self):
         """Lets go of the folder's lock, once the run or mode is over."""
@@ -91,8 +93,7 @@ def start_run(recipe, config, strategy):
     """
     # A new Keras session: layers get the names they get in a new process (which
     # `--freeze LAYER` refers to), whatever this process built before.
-    keras.backend.clear_session()
-    seed_everything(config.seed, config.deterministic)
+    new_session(config.seed, config.deterministic, policy="float32")
     record = config_record(recipe, config)
     if config.tune:
         folder = config.run_dir or default_search_dir(recipe, config.tuner)
@@ -365,6 +366,12 @@ def _check_folder_belongs(folder, record, overwrite, search=False, mode=None):
             "learning_rate_source": "lr-find",
         }
     differences = training_differences(saved, record)
+    if differences and not search and not _started(folder):
+        # A command that failed before training (a bad --init-from, a missing file, a
+        # kill while reading data) left only its config: nothing to protect.
+        print(f"{folder}: its run with other flags never started training; this one starts there")
+        _empty_folder(folder, keep=LOCK_FILE)
+        return
     if differences:
         shown = ", ".join(
             f"--{key.replace('_', '-')} {now!r} (the run's: {then!r})"
@@ -379,6 +386,12 @@ def _check_folder_belongs(folder, record, overwrite, search=False, mode=None):
             f"{folder} is a complete run of this command; its metrics are in "
             f"{os.path.join(folder, 'metrics.json')} (--overwrite trains it again)"
         )
+
+
+def _started(folder):
+    """Whether a run folder holds what training writes: an epoch's history, a backup, a result."""
+    written = ("history.csv", "backup", "best.keras", "metrics.json", "kfold.csv")
+    return any(name in written or name.startswith("fold-") for name in _listdir(folder))
 
 
 def _record_config(folder, record, replace=False):
@@ -402,10 +415,3 @@ def _empty_folder(folder, keep):
 
 def _listdir(folder):
     return os.listdir(folder) if os.path.isdir(folder) else []
-
-
-def seed_everything(seed, deterministic):
-    """Seeds Python, NumPy, TensorFlow and Keras; `deterministic` also fixes TF's ops."""
-    keras.utils.set_random_seed(seed)  # Python, NumPy and TensorFlow
-    if deterministic:
-        tf.config.experimental.enable_op_determinism()

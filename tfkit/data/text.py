@@ -53,7 +53,7 @@ def vectorize(vectorizer, texts, sequence_length, batch_size=2048):
 def imdb_text_datasets(config, run=None):
     """IMDB as the text recipes train on it, from a `ClassifierConfig` with text fields.
 
-    Reads the texts and trains the run's baseline on them (`text_splits`), adapts the
+    Reads the texts (`text_splits`, which leaves them for the run's baseline), adapts the
     vectorizer on the training text (`config.max_features` words) or, under
     `--init-from`, takes the source model's vocabulary (`text_vectorizer`), turns every
     split into `config.max_len` token ids once, and batches them into the
@@ -78,19 +78,16 @@ def imdb_text_datasets(config, run=None):
 
 
 def text_splits(config, run=None):
-    """The labelled texts `--data` names, split (`load_texts`), with the run's baseline.
+    """The labelled texts `--data` names, split (`load_texts`).
 
-    Unless `--no-baseline`, the linear baseline (`tfkit.baseline`) is trained on these
-    splits before the model, and goes to `run.results["baseline"]` (metrics.json). Under
-    `--retrain-best` and `--kfold` the validation texts then join the training ones.
+    They are left in `run.baseline_data` for the run's linear baseline
+    (`tfkit.baseline.train_baseline`). Under `--retrain-best` and `--kfold` the
+    validation texts then join the training ones.
     """
-    from tfkit.baseline import describe, text_baseline
-
     splits = load_texts(config)
     print(f"classes: {splits.describe()}")
-    if run is not None and config.baseline:
-        run.results["baseline"] = baseline = text_baseline(splits, config.seed, run.dir)
-        print(describe(baseline))
+    if run is not None:
+        run.baseline_data = ("text", splits)
     if config.retrain_best or config.kfold:  # the final model learns from all of them
         splits = splits.with_validation_in_training()
     return splits
