@@ -26,7 +26,8 @@ import keras
 from keras import layers
 
 from tfkit import cli
-from tfkit.callbacks import initial_bias, standard_callbacks, trained_counts
+from tfkit.callbacks import standard_callbacks
+from tfkit.classifier import classifier_fit_arguments, classifier_loss, classifier_output
 from tfkit.config import DATA_SOURCES, OPTIMIZERS, ClassifierConfig, check_at_least, flag
 from tfkit.data.cifar10 import CLASS_NAMES, load_cifar10
 from tfkit.data.order import Balance, epoch_batches
@@ -34,7 +35,6 @@ from tfkit.data.pictures import load_picture_classes
 from tfkit.data.splits import split_and_cap
 from tfkit.distribute import chief_or_temporary, get_strategy
 from tfkit.export import export_image_classifier
-from tfkit.finetune import fine_tuning
 from tfkit.hardware import set_mixed_precision, use_jit_compile
 from tfkit.metrics import classifier_metrics, evaluate_classifier
 from tfkit.modes import run_mode
@@ -197,18 +197,10 @@ def datasets(config, splits):
 def fit_arguments(config, splits):
     """`model.fit` arguments at `config`'s batch size: for a search trial, k-fold, the LR test."""
     train, val, _ = datasets(config, splits)
-    counts = trained_counts(splits.class_counts()["train"], config.resample)
-    class_weight = class_weight_from_labels(splits.train[1], config.class_weight)
-    return {
-        "x": train,
-        "validation_data": val,
-        "class_weight": None if config.mixup else class_weight,  # mix-up weighs its own
-        "callbacks": [
-            train.epoch_order,
-            *fine_tuning(config),
-            *initial_bias(config, counts, class_weight),
-        ],
-    }
+    arguments = classifier_fit_arguments(config, splits, train, val)
+    if config.mixup:  # mix-up weighs its own blends (class weights in its sample weights)
+        arguments["class_weight"] = None
+    return arguments
 
 
 def augmentation(config):
@@ -259,15 +251,11 @@ def build_model(config):
     x = layers.GlobalAveragePooling2D()(x)
     x = layers.Dropout(config.dropout)(x)  # --dropout; 0 (the paper's model) is a no-op
     # Two classes: one sigmoid, as the other classifiers; more: a softmax. float32 always.
-    outputs = (
-        layers.Dense(1, activation="sigmoid", dtype="float32")
-        if num_classes == 2
-        else layers.Dense(num_classes, activation="softmax", dtype="float32")
-    )(x)
+    outputs = classifier_output(num_classes)(x)
     model = keras.Model(inputs, outputs, name=RECIPE)
     model.compile(
         optimizer=optimizer_from_config(config),
-        loss="binary_crossentropy" if num_classes == 2 else "sparse_categorical_crossentropy",
+        loss=classifier_loss(num_classes),
         metrics=classifier_metrics(num_classes),
         jit_compile=use_jit_compile(config.jit_compile, helps_on_cpu=False),
     )

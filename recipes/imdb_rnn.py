@@ -23,6 +23,7 @@ from keras import layers
 
 from tfkit import cli
 from tfkit.callbacks import standard_callbacks
+from tfkit.classifier import classifier_loss, classifier_output
 from tfkit.config import ClassifierConfig, check_at_least, flag
 from tfkit.data.text import imdb_text_datasets, text_fit_arguments
 from tfkit.distribute import chief_or_temporary, get_strategy
@@ -93,15 +94,13 @@ def build_model(config):
             # The document's Dense(1) has no activation, yet its binary_crossentropy reads
             # the output as a probability: sigmoid added; more than two classes (your own
             # data): softmax over them. float32 under mixed precision.
-            layers.Dense(1, activation="sigmoid", dtype="float32")
-            if num_classes == 2
-            else layers.Dense(num_classes, activation="softmax", dtype="float32"),
+            classifier_output(num_classes),
         ],
         name=f"{RECIPE}_{config.cell}",
     )
     model.compile(
         optimizer=optimizer_from_config(config),
-        loss="binary_crossentropy" if num_classes == 2 else "sparse_categorical_crossentropy",
+        loss=classifier_loss(num_classes),
         metrics=classifier_metrics(num_classes),
         jit_compile=use_jit_compile(config.jit_compile, XLA_HELPS_ON_CPU[config.cell]),
     )

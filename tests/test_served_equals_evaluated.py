@@ -9,7 +9,6 @@ import json
 import os
 
 import numpy as np
-import pandas as pd
 import pytest
 import tensorflow as tf
 from PIL import Image

@@ -21,6 +21,7 @@ import numpy as np
 import tensorflow as tf
 import keras
 
+from tfkit.classifier import classifier_loss, classifier_output
 from tfkit.files import write_json
 from tfkit.metrics import classifier_metrics, evaluate_classifier
 from tfkit.session import new_session
@@ -135,15 +136,13 @@ def _train_and_score(splits, seed, name, inputs, to_rows):
     model = keras.Sequential(
         [
             *inputs,
-            keras.layers.Dense(1, activation="sigmoid")
-            if num_classes == 2
-            else keras.layers.Dense(num_classes, activation="softmax"),
+            classifier_output(num_classes),
         ],
         name="baseline",
     )
     model.compile(
         optimizer=keras.optimizers.Adam(1e-3),
-        loss="binary_crossentropy" if num_classes == 2 else "sparse_categorical_crossentropy",
+        loss=classifier_loss(num_classes),
         metrics=classifier_metrics(num_classes),
     )
     stop = keras.callbacks.EarlyStopping(
