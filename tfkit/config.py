@@ -193,8 +193,8 @@ class TrainConfig:
         )
         _check(
             not (self.tune and self.strategy == "multi_worker"),
-            "--tune spreads over machines with keras-tuner's own chief and workers (README, "
-            "Hyperparameter search), not with --strategy multi_worker",
+            "--tune spreads over machines with keras-tuner's own chief and workers "
+            "(docs/search.md), not with --strategy multi_worker",
             strategy=self.strategy,
         )
         _check(

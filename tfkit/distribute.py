@@ -76,8 +76,8 @@ def multi_worker_strategy(gpus):
         json.loads(os.environ["TF_CONFIG"])["cluster"]
     except (KeyError, ValueError, TypeError):
         raise UsageError(
-            "--strategy multi_worker needs TF_CONFIG with a cluster and this task (see the "
-            "README); on one machine: python -m tfkit launch --workers 2 -- <this command>"
+            "--strategy multi_worker needs TF_CONFIG with a cluster and this task (see "
+            "docs/distribution.md); on one machine: python -m tfkit launch --workers 2 -- <this command>"
         ) from None
     fix_multi_worker_fit()  # keras#20585
     implementation = tf.distribute.experimental.CommunicationImplementation

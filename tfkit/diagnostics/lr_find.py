@@ -21,7 +21,7 @@ minima were 8.5e-3 to 1.5e-2): on 1,636 Debian package descriptions of 5 section
 (110 steps) the old minimum/10 (8.5e-4) reached 0.771 test accuracy, minimum/3 and
 minimum/2 0.861 each (the linear baseline 0.866); on 3,840 docstrings of 6 packages
 (240 steps) 0.599 and 0.574 (/2.8; both overfit, baseline 0.671); 2 epochs of 25,000
-synthetic reviews (314 steps, /3.2) 0.999; see README "Finding a learning rate".
+synthetic reviews (314 steps, /3.2) 0.999; see docs/diagnosis.md, "Finding a learning rate".
 minimum/10 stays recorded in `other_suggestions` with fastai's default, "valley" (the
 middle of the longest falling stretch), and `steepest`: in 100
 steps an adaptive optimizer's loss stays flat over most decades and falls only near
@@ -49,7 +49,7 @@ RULE = (
     "fell, the last rate tried) divided by sqrt(training steps / "
     f"{FACTOR_STEPS}) clipped to [{MIN_FACTOR:g}, {MAX_FACTOR:g}] (training steps = epochs x "
     "steps per epoch of the run it is for: /2 up to 120 steps, /10 from 3,000; minimum/10 "
-    "was too timid for short runs: see the README; a test whose loss never diverged keeps "
+    "was too timid for short runs: see docs/diagnosis.md; a test whose loss never diverged keeps "
     "/10); "
     f"LR raised exponentially from {START_LR:g} to {MAX_LR:g} over {STEPS} steps, stopped "
     f"once the smoothed loss exceeded {DIVERGENCE:g}x its best"
