@@ -303,22 +303,67 @@ def baseline(val, test):
     return {"model": BASELINE, "val": val, "test": test, "seconds": 4.2}
 
 
-def test_a_model_far_below_the_linear_baseline_is_called_so():
-    # The curves alone say good; the baseline's validation accuracy is 5.5 points higher.
-    model = scores(0.83, per_class=classes(neg=0.8, pos=0.86))
-    linear = baseline(scores(0.885), scores(0.88))
-    diagnosis = verdict.diagnose(
-        GOOD, checks=FIRST, class_counts=BALANCED, val=model, test=model, baseline=linear
+def answered(labels, right, k=2):
+    """Predicted class ids: the true class where `right`, the next class elsewhere."""
+    labels = np.asarray(labels)
+    return np.where(right, labels, (labels + 1) % k)
+
+
+def evaluated(labels, predicted, names=("neg", "pos")):
+    """A split's metrics as `evaluate_classifier` returns them, from its answers."""
+    k = len(names)
+    matrix = np.bincount(np.asarray(labels) * k + predicted, minlength=k * k).reshape(k, k)
+    per_class = verdict.per_class(matrix, names)
+    f1s = [2 * c["precision"] * c["recall"] / (c["precision"] + c["recall"])
+           if c["precision"] + c["recall"] else 0.0 for c in per_class.values()]  # fmt: skip
+    return {"accuracy": float(np.trace(matrix) / matrix.sum()), "macro_f1": float(np.mean(f1s)),
+            "loss": 0.4, "confusion_matrix": matrix.tolist(), "per_class": per_class,
+            "predicted": [int(p) for p in predicted]}  # fmt: skip
+
+
+def paired(n, both, model_only, baseline_only):
+    """n labels of two balanced classes, and the model's and the baseline's evaluated answers:
+    both right on `both` examples, only the model on `model_only`, only the baseline on
+    `baseline_only`, both wrong on the rest."""
+    labels, index = np.arange(n) % 2, np.arange(n)
+    model_right = index < both + model_only
+    baseline_right = (index < both) | (index >= both + model_only) & (
+        index < both + model_only + baseline_only
     )
+    return (
+        labels,
+        evaluated(labels, answered(labels, model_right)),
+        evaluated(labels, answered(labels, baseline_right)),
+    )
+
+
+def halves(n):
+    return {"neg": n // 2, "pos": n // 2}
+
+
+def test_a_model_far_below_the_linear_baseline_is_called_so():
+    # The curves alone say good; the baseline's validation accuracy is 5.5 points higher,
+    # on 400 examples: it alone is right on 32, the model alone on 10 (McNemar p 0.001).
+    labels, model, linear_val = paired(400, 322, 10, 32)
+    linear = baseline(linear_val, scores(0.88))
+    counts = {"train": halves(1000), "val": halves(400), "test": halves(400)}
+    diagnosis = verdict.diagnose(GOOD, checks=FIRST, class_counts=counts, val=model, test=model,
+                                 baseline=linear, labels={"val": labels})  # fmt: skip
     assert diagnosis["fit"] == "below baseline"
     why = diagnosis["why"]
     assert "validation accuracy 0.830" in why and "0.885" in why and "5.5 points" in why
+    assert "p = 0.00094 by McNemar's exact test (only the model right on 10 validation" in why
     assert "the curves alone say good" in why  # the other finding is named
     advice = " ".join(diagnosis["advice"])
     for remedy in ("python -m recipes.text_ngrams", "--learning-rate auto", "--batch-size",
                    "--epochs"):  # fmt: skip
         assert remedy in advice
     assert diagnosis["baseline"].startswith("trails the baseline's validation accuracy 0.885 by")
+    assert diagnosis["baseline"].endswith(": not chance")
+    assert diagnosis["baseline_test"] == {
+        "split": "val", "metric": "accuracy", "test": "McNemar's exact test", "b": 10, "c": 32,
+        "p": pytest.approx(verdict.mcnemar_p(10, 32)), "alpha": 0.05,
+    }  # fmt: skip
     assert "baseline:" in verdict.describe(diagnosis)
     # Overfitting and underfitting alike: the baseline outranks what the curves say.
     overfit = history(
@@ -326,18 +371,85 @@ def test_a_model_far_below_the_linear_baseline_is_called_so():
         [0.68, 0.52, 0.4, 0.33, 0.3, 0.31, 0.34, 0.38, 0.42, 0.45],
         val_auc=[0.9] * 10,
     )
-    diagnosis = verdict.diagnose(overfit, checks=FIRST, val=model, baseline=linear)
+    diagnosis = verdict.diagnose(overfit, checks=FIRST, val=model, baseline=linear,
+                                 labels={"val": labels})  # fmt: skip
     assert diagnosis["fit"] == "below baseline" and "the curves alone say overfitting" in (
         diagnosis["why"]
     )
     assert any("--dropout" in line for line in diagnosis["advice"])  # its advice kept too
     # A run that does not learn at all is still called that; the baseline is named.
     flat = history([0.693, 0.692, 0.693, 0.692], [0.693] * 4, val_auc=[0.5, 0.52, 0.49, 0.5])
-    lost = scores(0.5, per_class=classes(neg=0.5, pos=0.5))
-    diagnosis = verdict.diagnose(flat, checks=FIRST, val=lost, baseline=linear)
+    labels, lost, linear_val = paired(400, 190, 10, 164)
+    diagnosis = verdict.diagnose(flat, checks=FIRST, val=lost, baseline=baseline(linear_val, None),
+                                 labels={"val": labels})  # fmt: skip
     assert diagnosis["fit"] == "not learning" and "38.5 points below the baseline's" in (
         diagnosis["why"]
     )
+
+
+def test_a_few_points_behind_on_a_small_split_is_chance_not_below_baseline():
+    # 7.5 points behind on 40 examples: the baseline alone right on 4, the model alone on 1.
+    labels, model, linear_val = paired(40, 31, 1, 4)
+    assert (model["accuracy"], linear_val["accuracy"]) == (0.8, 0.875)
+    small = verdict.diagnose(GOOD, checks=FIRST, val=model, baseline=baseline(linear_val, None),
+                             labels={"val": labels})  # fmt: skip
+    assert small["fit"] == "good"
+    assert small["baseline_test"]["p"] == 0.375  # 2 * (1 + 5) / 2**5
+    assert small["baseline"].endswith(": could be chance")
+    assert "below the baseline" not in small["why"]
+    # The same rates on 10 times the examples: 10 against 40 is no chance (p 1.6e-5).
+    labels, model, linear_val = paired(400, 310, 10, 40)
+    large = verdict.diagnose(GOOD, checks=FIRST, val=model, baseline=baseline(linear_val, None),
+                             labels={"val": labels})  # fmt: skip
+    assert large["fit"] == "below baseline" and large["baseline_test"]["p"] < 1e-4
+
+
+def test_mcnemar_p_is_the_two_sided_binomial_tail():
+    # scipy.stats.binomtest(min(b, c), b + c).pvalue, exact fractions.
+    assert verdict.mcnemar_p(2, 10) == pytest.approx(2 * (1 + 12 + 66) / 2**12)  # 0.0386
+    assert verdict.mcnemar_p(0, 10) == pytest.approx(2 / 2**10)
+    assert verdict.mcnemar_p(1, 4) == verdict.mcnemar_p(4, 1) == 0.375
+    assert verdict.mcnemar_p(5, 5) == 1.0 and verdict.mcnemar_p(0, 0) == 1.0
+    # Thousands of discordant examples: exact integers, no overflow or underflow to NaN.
+    assert 0 < verdict.mcnemar_p(900, 1100) < 1e-5
+    assert verdict.mcnemar_p(1000, 1000) == 1.0
+
+
+def test_without_paired_answers_a_shortfall_is_said_but_not_called_below_baseline():
+    linear = baseline(scores(0.885), scores(0.88))
+    diagnosis = verdict.diagnose(GOOD, checks=FIRST, class_counts=BALANCED, val=scores(0.83),
+                                 baseline=linear)  # fmt: skip
+    assert diagnosis["fit"] == "good" and "baseline_test" not in diagnosis
+    assert diagnosis["baseline"].endswith("whether by chance is unknown: no per-example answers "
+                                          "to pair")  # fmt: skip
+    # Answers that do not pair with the labels (another order) are not tested either.
+    labels, model, linear_val = paired(400, 310, 10, 40)
+    shifted = {"val": np.roll(labels, 1)}
+    diagnosis = verdict.diagnose(GOOD, checks=FIRST, val=model, baseline=baseline(linear_val, None),
+                                 labels=shifted)  # fmt: skip
+    assert diagnosis["fit"] == "good" and "baseline_test" not in diagnosis
+
+
+@pytest.mark.parametrize(
+    "recipe, kind, model_name, says, never",
+    [
+        ("imdb_conv1d", "text", BASELINE, "python -m recipes.text_ngrams", "--units"),
+        ("imdb_rnn", None, BASELINE, "python -m recipes.text_ngrams", "--units"),
+        ("text_ngrams", "text", BASELINE, "--units", "recipes.text_ngrams"),
+        ("cifar10_resnet", "pixels", "pixels (32x32x3) + linear", "on the pixels", "n-grams"),
+        ("cifar10_resnet", None, "pixels (32x32x3) + linear", "on the pixels", "n-grams"),
+    ],
+)
+def test_the_advice_below_the_baseline_fits_the_recipe(recipe, kind, model_name, says, never):
+    labels, model, linear_val = paired(400, 310, 10, 40)
+    linear = {"model": model_name, "val": linear_val, "test": None, "seconds": 1.0}
+    if kind:
+        linear["kind"] = kind  # a baseline.json from before it said is read by its model
+    diagnosis = verdict.diagnose(GOOD, checks=FIRST, val=model, baseline=linear,
+                                 labels={"val": labels}, recipe=recipe)  # fmt: skip
+    assert diagnosis["fit"] == "below baseline"
+    advice = " ".join(diagnosis["advice"])
+    assert says in advice and never not in advice and "--learning-rate auto" in advice
 
 
 def test_within_two_points_of_the_baseline_or_above_it_is_stated_not_alarmed():
@@ -352,12 +464,19 @@ def test_within_two_points_of_the_baseline_or_above_it_is_stated_not_alarmed():
         GOOD, checks=FIRST, class_counts=BALANCED, val=scores(0.855), baseline=linear
     )
     assert behind["fit"] == "good"
-    assert behind["baseline"] == "trails the baseline's validation accuracy 0.871 by 1.6 points"
-    # Without a validation split (k-fold, --retrain-best) the test scores are compared, and said so.
-    no_val = verdict.diagnose(
-        GOOD, checks=FIRST, test=scores(0.80), baseline=baseline(None, scores(0.86))
+    assert behind["baseline"].startswith(
+        "trails the baseline's validation accuracy 0.871 by 1.6 points;"
     )
-    assert no_val["fit"] == "below baseline"
+    # 1.75 points behind on 4,000 examples is no chance, yet within the 2 points allowed.
+    labels, model, linear_val = paired(4000, 3400, 30, 100)
+    close = verdict.diagnose(GOOD, checks=FIRST, val=model, baseline=baseline(linear_val, None),
+                             labels={"val": labels})  # fmt: skip
+    assert close["fit"] == "good" and close["baseline"].endswith(": not chance")
+    # Without a validation split (k-fold, --retrain-best) the test scores are compared, and said so.
+    labels, model, linear_test = paired(500, 380, 20, 50)
+    no_val = verdict.diagnose(GOOD, checks=FIRST, test=model, baseline=baseline(None, linear_test),
+                              labels={"test": labels})  # fmt: skip
+    assert no_val["fit"] == "below baseline" and no_val["baseline_test"]["split"] == "test"
     assert "test accuracy 0.800" in no_val["why"] and "no validation split" in no_val["why"]
     # No baseline (--no-baseline): no field, the fit as before.
     plain = verdict.diagnose(GOOD, checks=FIRST, class_counts=BALANCED, val=scores(0.6))
@@ -368,17 +487,37 @@ def test_the_baseline_is_compared_on_macro_f1_for_many_or_imbalanced_classes():
     # Accuracy would say the model is ahead; macro-F1 says it is 10 points behind.
     model, linear = scores(0.92, macro_f1=0.70), baseline(scores(0.90, macro_f1=0.80), None)
     three = {"train": {"a": 300, "b": 300, "c": 300}}
-    diagnosis = verdict.diagnose(GOOD, checks=FIRST, class_counts=three, val=model, baseline=linear)
-    assert diagnosis["fit"] == "below baseline"
-    assert "validation macro-F1 0.700" in diagnosis["why"] and "3 classes" in diagnosis["why"]
+    comparison = verdict.baseline_comparison(three, model, None, linear)
+    assert comparison["metric"] == "macro_f1" and "3 classes" in comparison["reason"]
     skewed = {"train": {"neg": 1000, "pos": 499}}  # the smallest under half the largest
-    diagnosis = verdict.diagnose(
-        GOOD, checks=FIRST, class_counts=skewed, val=model, baseline=linear
-    )
-    assert diagnosis["fit"] == "below baseline" and "imbalanced" in diagnosis["why"]
+    comparison = verdict.baseline_comparison(skewed, model, None, linear)
+    assert comparison["metric"] == "macro_f1" and "imbalanced" in comparison["reason"]
     even = {"train": {"neg": 1000, "pos": 500}}  # exactly half: balanced enough, accuracy
     diagnosis = verdict.diagnose(GOOD, checks=FIRST, class_counts=even, val=model, baseline=linear)
     assert diagnosis["fit"] == "good" and "accuracy 0.900 by 2.0 points" in diagnosis["baseline"]
+    # Paired answers on 800 'neg' and 200 'pos': the model answers 'pos' right 80 times,
+    # the baseline 150, and 'neg' 800 to 720. Accuracy 0.88 to 0.87; macro-F1 0.75 to 0.81,
+    # which a paired permutation test finds no chance (p 0.006; McNemar's tests accuracy).
+    labels = np.array([0] * 800 + [1] * 200)
+    index = np.arange(1000)
+    model = evaluated(labels, answered(labels, (index < 800) | (index >= 920)))
+    linear = evaluated(labels, answered(labels, (index < 720) | (index >= 850)))
+    assert (model["accuracy"], linear["accuracy"]) == (0.88, 0.87)
+    linear, labels_of = baseline(linear, None), {"val": labels}
+    diagnosis = verdict.diagnose(GOOD, checks=FIRST, class_counts=skewed, val=model,
+                                 baseline=linear, labels=labels_of)  # fmt: skip
+    assert diagnosis["fit"] == "below baseline" and "imbalanced" in diagnosis["why"]
+    test = diagnosis["baseline_test"]
+    assert test["metric"] == "macro_f1" and test["test"].startswith("paired permutation test")
+    assert test["p"] < 0.05 and (test["b"], test["c"]) == (80, 70)
+    # On half the examples the same rates could be chance (p 0.07): not below baseline.
+    halved = np.arange(0, 1000, 2)
+    model = evaluated(labels[halved], np.asarray(model["predicted"])[halved])
+    halved_linear = evaluated(labels[halved], np.asarray(linear["val"]["predicted"])[halved])
+    linear = baseline(halved_linear, None)
+    diagnosis = verdict.diagnose(GOOD, checks=FIRST, class_counts=skewed, val=model,
+                                 baseline=linear, labels={"val": labels[halved]})  # fmt: skip
+    assert diagnosis["fit"] == "good" and diagnosis["baseline"].endswith(": could be chance")
 
 
 def test_classes_the_model_ignores_are_named_whatever_the_fit():
@@ -401,10 +540,11 @@ def test_classes_the_model_ignores_are_named_whatever_the_fit():
         ("b", "test"),
     ]
     # Ignoring a class outranks the baseline, which the why still names.
-    linear = baseline(scores(0.9), scores(0.9))
-    diagnosis = verdict.diagnose(
-        GOOD, checks=FIRST, class_counts=BALANCED, val=model, test=model, baseline=linear
-    )
+    labels, index = np.arange(100) % 2, np.arange(100)
+    ignoring = evaluated(labels, answered(labels, (labels == 0) | (index < 10)))
+    linear = baseline(evaluated(labels, answered(labels, index < 90)), None)
+    diagnosis = verdict.diagnose(GOOD, checks=FIRST, class_counts=BALANCED, val=ignoring,
+                                 baseline=linear, labels={"val": labels})  # fmt: skip
     assert diagnosis["fit"] == "ignores classes" and "below the baseline's" in diagnosis["why"]
     assert any("--class-weight balanced" in line for line in diagnosis["advice"])
     # A run that does not learn keeps its name, and the ignored class is still named.
@@ -438,20 +578,35 @@ def test_the_line_beside_the_results_compares_with_the_baseline():
 
 
 def test_a_finished_run_hands_the_doctor_its_validation_and_baseline(tmp_path, capsys):
+    import json
     from types import SimpleNamespace
 
     from tfkit import runs
+    from tfkit.data.splits import Splits
 
     GOOD.to_csv(tmp_path / "history.csv", index=False)
-    model = scores(0.80, macro_f1=0.79)
-    record = {"class_counts": BALANCED, "val": model, "test": model,
-              "baseline": baseline(scores(0.88), scores(0.87, macro_f1=0.86))}  # fmt: skip
-    run = SimpleNamespace(dir=str(tmp_path), checks=FIRST)
-    diagnosis = runs._diagnose(run, str(tmp_path / "history.csv"), record)
+    labels, model, linear_val = paired(400, 310, 10, 40)  # 0.800 against 0.875
+    test_labels, model_test, linear_test = paired(200, 150, 10, 20)  # 0.800 against 0.850
+    run = runs.Run("imdb_conv1d", str(tmp_path), SimpleNamespace(batch_size=32, data="csv"),
+                   tf.distribute.get_strategy(), checks=FIRST)  # fmt: skip
+    run.results["baseline"] = {**baseline(linear_val, linear_test), "kind": "text"}
+    inputs = np.zeros((len(labels), 1))
+    splits = Splits((inputs, labels), (inputs, labels), (inputs[:200], test_labels), "csv")
+    record = runs.finish_run(run, splits, val=model, test=model_test)
+    diagnosis = record["diagnosis"]
     assert diagnosis["fit"] == "below baseline"
+    assert diagnosis["baseline_test"]["b"] == 10 and diagnosis["baseline_test"]["c"] == 40
+    assert "python -m recipes.text_ngrams" in diagnosis["advice"][0]
     printed = capsys.readouterr().out
     assert (
-        "test accuracy 0.800, macro-F1 0.790 | baseline (TF-IDF 1-2-grams + linear, 4.2 s): "
-        "0.870, 0.860"
+        "test accuracy 0.800, macro-F1 0.800 | baseline (TF-IDF 1-2-grams + linear, 4.2 s): "
+        "0.850, 0.850"
     ) in printed
     assert "fit: below baseline" in printed
+    # The per-example ids paired the answers; metrics.json keeps the scores only.
+    written = json.loads((tmp_path / "metrics.json").read_text())
+    assert written["diagnosis"]["baseline_test"]["p"] == pytest.approx(verdict.mcnemar_p(10, 40))
+    for scores_of in (written["val"], written["test"], written["baseline"]["val"],
+                      written["baseline"]["test"]):  # fmt: skip
+        assert "predicted" not in scores_of and "confusion_matrix" in scores_of
+    assert "predicted" in run.results["baseline"]["val"]  # baseline.json's copy is kept

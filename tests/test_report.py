@@ -6,8 +6,11 @@ import subprocess
 import sys
 from html.parser import HTMLParser
 
+import pytest
+
 from conftest import ROOT, python_env
 from recipes import dcgan_cifar10, imdb_conv1d
+from tfkit.errors import DataError
 from tfkit.report import write_report
 
 
@@ -97,6 +100,7 @@ def test_report_of_a_folder_that_is_not_a_run_is_one_line_and_exit_2(tmp_path):
 
 
 HOSTILE = "<img src=x onerror=alert(1)>"
+FINISHED = {"strategy": "default", "replicas": 1, "resumed": []}  # finish_run writes these
 ESCAPED = "&lt;img src=x onerror=alert(1)&gt;"
 
 
@@ -107,6 +111,7 @@ def test_user_text_on_the_page_is_escaped_once(tmp_path):
     classes = {HOSTILE: 50, "pos": 50}
     config = {"recipe": HOSTILE, "data_dir": HOSTILE, "class_names": [HOSTILE, "pos"]}
     metrics = {
+        **FINISHED,
         "data": HOSTILE,
         "test": {"accuracy": 0.5, "recall": 1.0, "precision": 0.5, "loss": 0.69},
         "class_counts": {"train": classes, "test": classes},
@@ -145,6 +150,7 @@ def test_the_baseline_stands_beside_the_model_and_ignored_classes_are_named(tmp_
     model = {"accuracy": 0.91, "macro_f1": 0.9, "loss": 0.25, "auc": 0.96}
     linear = {"accuracy": 0.88, "macro_f1": 0.87, "loss": 0.31}  # no AUC: no AUC row
     metrics = {
+        **FINISHED,
         "val": model,
         "test": {**model, "accuracy": 0.905},
         "baseline": {"model": "TF-IDF 1-2-grams + linear", "val": linear, "test": linear,
@@ -175,3 +181,43 @@ def test_the_baseline_stands_beside_the_model_and_ignored_classes_are_named(tmp_
     assert "TF-IDF 1-2-grams + linear, trained in 4.2 s" in text
     assert "beats the baseline's validation accuracy 0.880 by 3.0 points" in page.cells
     assert "'pos' (recall 0.10 of 50 on test)" in page.cells  # the ignored classes' row
+
+
+GOOD_DIAGNOSIS = {"fit": "good", "why": "", "gradients": "ok", "gradients_why": "",
+                  "best_epoch": 0, "advice": []}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "name, text, said",
+    [
+        ("metrics.json", "", "metrics.json is empty"),
+        ("metrics.json", '{"test": {"accuracy": 0.9', "metrics.json is not JSON"),
+        ("metrics.json", "null", "metrics.json is not a run's record"),
+        ("metrics.json", '{"config": {"epochs": 2}}', "it lacks strategy, resumed"),
+        (
+            "metrics.json",
+            json.dumps({**FINISHED, "diagnosis": {"fit": "good"}}),
+            "it lacks diagnosis.why, diagnosis.gradients",
+        ),
+        ("metrics.json", json.dumps({**FINISHED, "test": [0.9]}), "its 'test' is not a table"),
+        ("history.csv", "", "history.csv is empty"),
+        ("config.json", "", "config.json is empty"),
+    ],
+)
+def test_an_empty_or_partial_file_of_the_run_is_named(tmp_path, name, text, said):
+    (tmp_path / "config.json").write_text(json.dumps({"recipe": "imdb_conv1d"}))
+    (tmp_path / "metrics.json").write_text(json.dumps({**FINISHED, "diagnosis": GOOD_DIAGNOSIS}))
+    (tmp_path / "history.csv").write_text("epoch,loss\n0,0.69\n")
+    (tmp_path / name).write_text(text)
+    with pytest.raises(DataError, match=re.escape(said)) as caught:
+        write_report(str(tmp_path))
+    assert "\n" not in str(caught.value) and "--overwrite" in str(caught.value)
+    assert not (tmp_path / "report.html").exists()
+
+
+def test_the_report_command_says_a_partial_run_in_one_line_and_exits_1(tmp_path):
+    (tmp_path / "config.json").write_text(json.dumps({"recipe": "imdb_conv1d"}))
+    (tmp_path / "metrics.json").write_text(json.dumps({"config": {"epochs": 2}}))
+    result = tfkit_report(tmp_path)
+    assert result.returncode == 1
+    assert re.fullmatch(r"python -m tfkit: error: .*metrics.json is partial: .*\n", result.stderr)

@@ -119,9 +119,14 @@ def run_report(args):
     if not os.path.isfile(os.path.join(args.run_dir, "config.json")):
         _usage_error(f"{args.run_dir} has no config.json; give a run folder (--run-dir)")
     import tfkit.quiet  # noqa: F401  (the run-folder helpers import TensorFlow)
+    from tfkit.errors import DataError
     from tfkit.report import write_report
 
-    print(f"wrote {write_report(args.run_dir, args.out)}")
+    try:
+        path = write_report(args.run_dir, args.out)
+    except DataError as error:  # an empty, cut-short or edited file of the run's
+        _error(str(error), FAILURE)
+    print(f"wrote {path}")
 
 
 def predict_labels(args):

@@ -6,10 +6,11 @@ beat (Deep Learning with Python, ch. 11: while examples / mean words per example
 about 1,500, it beats a sequence model). It is trained on the run's own splits, plain by
 design (no class weights, no resampling: it is the reference, not a contender), and
 scored on validation and test with the run's own metrics
-(`tfkit.metrics.evaluate_classifier`). It is a step of the run (`train_baseline`, called
-by `tfkit.modes.run_mode` before a training, never for `--tune`, `--lr-find` or
-`--overfit-batches`), and it is written to `baseline.json`, so a resumed run reads it
-back instead of training it again.
+(`tfkit.metrics.evaluate_classifier`; its `predicted` ids, each example's answer, the
+verdict pairs with the model's to test whether the model trails by chance). It is a step
+of the run (`train_baseline`, called by `tfkit.modes.run_mode` before a training, never
+for `--tune`, `--lr-find` or `--overfit-batches`), and it is written to `baseline.json`,
+so a resumed run reads it back instead of training it again.
 """
 
 import json

@@ -47,20 +47,30 @@ def binary_metrics():
 
 
 def evaluate_classifier(model, dataset, class_names, verbose=0):
-    """`model.evaluate` on `dataset`, plus what a confusion matrix tells.
+    """What `model.evaluate` says of `dataset`, plus what a confusion matrix tells, in one pass.
 
-    Adds `confusion_matrix` (rows the true class, columns the predicted, in class
-    order), `per_class` {name: {"precision", "recall", "examples"}} and `macro_f1`.
+    One `model.predict` over the split; the loss (the model's compiled loss and its
+    regularisation, as `evaluate` adds them) and the compiled metrics are computed from
+    those predictions. Adds `confusion_matrix` (rows the true class, columns the
+    predicted, in class order), `per_class` {name: {"precision", "recall", "examples"}},
+    `macro_f1`, and `predicted`: each example's predicted class id, in the split's order
+    (`tfkit.runs.finish_run` pairs them with the baseline's, and keeps them out of
+    metrics.json).
     """
-    metrics = model.evaluate(dataset, return_dict=True, verbose=verbose)
-    probabilities = np.asarray(model.predict(dataset, verbose=0), dtype="float32")
-    true = np.concatenate([np.asarray(labels).reshape(-1) for _, labels in dataset])
-    true = true.astype("int64")
-    if len(class_names) == 2:
+    probabilities = model.predict(dataset, verbose=verbose)
+    labels = np.concatenate([np.asarray(batch[1]) for batch in dataset])
+    k = len(class_names)
+    model.reset_metrics()
+    scores = model.compute_metrics(None, labels, probabilities, sample_weight=None)
+    metrics = {name: float(value) for name, value in scores.items()}
+    # Keras's `evaluate` averages each batch's loss by its size: the mean over the split.
+    metrics["loss"] = float(model.compute_loss(y=labels, y_pred=probabilities, training=False))
+    true = labels.reshape(-1).astype("int64")
+    probabilities = np.asarray(probabilities, dtype="float32")
+    if k == 2:
         predicted = (probabilities.reshape(-1) > 0.5).astype("int64")
     else:
         predicted = probabilities.argmax(axis=-1)
-    k = len(class_names)
     matrix = np.bincount(true * k + predicted, minlength=k * k).reshape(k, k)
     classes = per_class(matrix, class_names)
     f1s = [
@@ -70,6 +80,24 @@ def evaluate_classifier(model, dataset, class_names, verbose=0):
         for c in classes.values()
     ]
     metrics.update(
-        confusion_matrix=matrix.tolist(), per_class=classes, macro_f1=float(np.mean(f1s))
+        confusion_matrix=matrix.tolist(),
+        per_class=classes,
+        macro_f1=float(np.mean(f1s)),
+        predicted=predicted.tolist(),
     )
     return metrics
+
+
+def without_predictions(record):
+    """`record` (a run's metrics) without the `predicted` ids of its splits' scores and of its
+    baseline's: metrics.json keeps the scores; baseline.json keeps the baseline's ids."""
+
+    def scores(split):
+        return {k: v for k, v in split.items() if k != "predicted"} if split else split
+
+    kept = {**record, **{name: scores(record[name]) for name in ("val", "test") if name in record}}
+    if isinstance(record.get("baseline"), dict):
+        baseline = record["baseline"]
+        kept["baseline"] = {**baseline, **{n: scores(baseline[n]) for n in ("val", "test")
+                                           if n in baseline}}  # fmt: skip
+    return kept

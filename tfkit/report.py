@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from tfkit.diagnostics.verdict import confusion, per_class, said_ignored
+from tfkit.errors import DataError
 from tfkit.figures import history_figure
 from tfkit.files import write_text
 
@@ -40,6 +41,11 @@ HEALTHY = ("good", "still improving")
 SKIPPED_SHOWN = 20  # skipped files named on the page; metrics.json names them all
 # The scores set beside the baseline's, as `evaluate_classifier` names them.
 BASELINE_METRICS = {"accuracy": "accuracy", "macro_f1": "macro-F1", "loss": "loss", "auc": "AUC"}
+# What `tfkit.runs.finish_run` writes into every metrics.json, and into every diagnosis:
+# without them the file was cut short or edited, and the page would say what is not so.
+FINISHED_KEYS = ("strategy", "resumed")
+DIAGNOSIS_KEYS = ("fit", "why", "gradients", "gradients_why", "best_epoch", "advice")
+REWRITE = "rerun the run's command (with --overwrite if it finished) to write it again"
 
 
 class Markup(str):
@@ -79,16 +85,37 @@ def write_report(run_dir, out=None):
 
 
 def _read_run(run_dir):
+    """The run folder's files, each None where absent.
+
+    Raises:
+        DataError: a file is empty or cannot be parsed, or metrics.json is not a finished
+            run's (see `_check_metrics`).
+    """
+
     def read_json(name):
         path = os.path.join(run_dir, name)
-        return json.load(open(path)) if os.path.exists(path) else None
+        if not os.path.exists(path):
+            return None
+        try:
+            with open(path) as file:
+                return json.load(file)
+        except ValueError as error:
+            said = "is empty" if os.path.getsize(path) == 0 else f"is not JSON ({error})"
+            raise DataError(f"{path} {said}; {REWRITE}") from None
 
     def read_csv(name):
         path = os.path.join(run_dir, name)
-        return pd.read_csv(path) if os.path.exists(path) else None
+        if not os.path.exists(path):
+            return None
+        try:
+            return pd.read_csv(path)
+        except pd.errors.EmptyDataError:
+            raise DataError(f"{path} is empty; {REWRITE}") from None
+        except pd.errors.ParserError as error:
+            raise DataError(f"{path} is not a table ({error}); {REWRITE}") from None
 
     samples = os.path.join(run_dir, "samples")
-    return {
+    run = {
         "dir": run_dir,
         "config": read_json("config.json") or {},
         "metrics": read_json("metrics.json"),
@@ -102,6 +129,30 @@ def _read_run(run_dir):
         if os.path.isdir(samples)
         else [],
     }
+    if not isinstance(run["config"], dict):
+        raise DataError(f"{os.path.join(run_dir, 'config.json')} is not a run's config; {REWRITE}")
+    if os.path.exists(os.path.join(run_dir, "metrics.json")):
+        _check_metrics(os.path.join(run_dir, "metrics.json"), run["metrics"])
+    return run
+
+
+def _check_metrics(path, metrics):
+    """Raises `DataError` unless `metrics` holds what `finish_run` always writes, and a
+    diagnosis and scores the report can read."""
+    if not isinstance(metrics, dict):
+        raise DataError(f"{path} is not a run's record (a JSON object); {REWRITE}")
+    lacking = [key for key in FINISHED_KEYS if key not in metrics]
+    diagnosis = metrics.get("diagnosis")
+    if diagnosis is not None:
+        lacking += [f"diagnosis.{key}" for key in DIAGNOSIS_KEYS if key not in (diagnosis or {})]
+    if lacking:
+        raise DataError(
+            f"{path} is partial: it lacks {', '.join(lacking)}, which a finished run writes; "
+            f"{REWRITE}"
+        )
+    for split in ("val", "test"):
+        if metrics.get(split) is not None and not isinstance(metrics[split], dict):
+            raise DataError(f"{path} is partial: its {split!r} is not a table of scores; {REWRITE}")
 
 
 def _status(run):

@@ -19,6 +19,7 @@ from tfkit.figures import confusion_figure, plot_history, save_figure
 from tfkit.files import TEMPORARY, plain, remove_temporaries, write_json
 from tfkit.distribute import chief_or_temporary, describe, is_chief
 from tfkit.errors import RunComplete, RunStateError, UsageError
+from tfkit.metrics import without_predictions
 from tfkit.session import new_session
 
 
@@ -188,7 +189,9 @@ def finish_run(run, splits=None, curves=None, **metrics):
     `{"epoch": E, "step": S}`), `diagnosis` (`tfkit.diagnostics.verdict`) and what a
     mode left in `run.results` (the k-fold summary). It is
     written last: a run folder with it is complete, and its backup is removed.
-    `curves` names the metrics `curves.png` plots.
+    `curves` names the metrics `curves.png` plots. The per-example `predicted` ids that
+    `evaluate_classifier` leaves in the scores go to the verdict (paired with the
+    baseline's, on the splits' labels), not into metrics.json.
     """
     record = {**metrics, **describe(run.strategy, run.config.batch_size), "resumed": run.resumed}
     record.update(run.results)
@@ -210,15 +213,19 @@ def finish_run(run, splits=None, curves=None, **metrics):
             pairs=curves,
             title=f"{run.recipe} on {source} data",
         )
-        record["diagnosis"] = _diagnose(run, history, record)
+        labels = None if splits is None else {"val": splits.val[1], "test": splits.test[1]}
+        record["diagnosis"] = _diagnose(run, history, record, labels)
+    record = without_predictions(record)
     write_json(os.path.join(run.dir, "metrics.json"), record)
     shutil.rmtree(os.path.join(run.dir, "backup"), ignore_errors=True)
     run.release()
     return record
 
 
-def _diagnose(run, history_csv, record):
-    """The fit verdict from the run's history and gradients; printed as a block."""
+def _diagnose(run, history_csv, record, labels=None):
+    """The fit verdict from the run's history and gradients; printed as a block.
+
+    `labels` ({split: true class ids}) pair the model's and the baseline's answers."""
     import pandas as pd
 
     from tfkit.diagnostics import verdict
@@ -236,6 +243,8 @@ def _diagnose(run, history_csv, record):
             record.get("test"),
             val=record.get("val"),
             baseline=record.get("baseline"),
+            labels=labels,
+            recipe=run.recipe,
         )
         against_baseline = verdict.compare_with_baseline(record)
     except Exception as error:  # the doctor must never cost a run its metrics
