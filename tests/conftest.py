@@ -20,8 +20,12 @@ def python_env():
 
 @pytest.fixture
 def quick_flags(tmp_path):
-    """Flags for a run of a few seconds on synthetic data inside tmp_path."""
+    """Flags for a run of a few seconds on synthetic data inside tmp_path.
+
+    Without the linear baseline, which a test of the baseline turns on (`--baseline`).
+    """
     return [
+        "--no-baseline",
         "--data", "synthetic",
         "--max-examples", "64",
         "--epochs", "1",

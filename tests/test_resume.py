@@ -55,7 +55,8 @@ def assert_same_run(expected, got):
 
 
 TEXT = ["--data", "synthetic", "--max-examples", "192", "--epochs", "3", "--batch-size", "32",
-        "--deterministic", "--dropout", "0.3", "--learning-rate", "3e-3", "--no-export"]  # fmt: skip
+        "--deterministic", "--dropout", "0.3", "--learning-rate", "3e-3", "--no-export",
+        "--no-baseline"]  # fmt: skip
 
 
 def test_conv1d_killed_then_interrupted_mid_epoch_ends_as_if_never_stopped(tmp_path):
@@ -77,7 +78,8 @@ def test_conv1d_under_mixed_bfloat16_with_its_baseline_resumes_exactly(tmp_path)
     # The baseline once reset Keras's dtype policy: a new run trained in float32 after it
     # while metrics.json said mixed_bfloat16, and its resume (baseline read from its file)
     # trained in bfloat16, so the two histories differed.
-    command = [sys.executable, "-m", "recipes.imdb_conv1d", *TEXT, "--mixed-precision", "bf16"]
+    command = [sys.executable, "-m", "recipes.imdb_conv1d", *TEXT, "--mixed-precision", "bf16",
+               "--baseline"]  # fmt: skip
     assert run(command, tmp_path / "whole").returncode == 0
     stopped = tmp_path / "stopped"
     interrupt_at(command + ["--backup-every", "1"], stopped, 1, 2, signal.SIGKILL)
