@@ -7,7 +7,7 @@ import pytest
 from PIL import ExifTags, Image
 
 from recipes import dcgan_cifar10
-from tfkit.data.pictures import load_pictures, read_picture
+from tfkit.data.pictures import load_picture_classes, load_pictures, read_picture
 from tfkit.errors import DataError
 
 
@@ -127,7 +127,7 @@ def test_a_picture_with_broken_exif_is_kept_as_stored(tmp_path):
 def test_a_transparent_gif_reads_as_the_export_decodes_it(tmp_path):
     import tensorflow as tf
 
-    from tfkit.export import decode_picture
+    from tfkit.data.decode import decode_picture
 
     pixels = np.zeros((30, 40), np.uint8)
     pixels[10:20, 10:30] = 1
@@ -137,3 +137,52 @@ def test_a_transparent_gif_reads_as_the_export_decodes_it(tmp_path):
     ours = np.asarray(read_picture(tmp_path / "t.gif"))
     served = decode_picture(tf.constant((tmp_path / "t.gif").read_bytes())).numpy()
     np.testing.assert_array_equal(ours, served.astype(np.uint8))
+
+
+def class_folders(root, layout):
+    """`{"train/cats": 2, ...}`: that many small PNGs in each folder under `root`."""
+    for folder, count in layout.items():
+        (root / folder).mkdir(parents=True, exist_ok=True)
+        for i in range(count):
+            Image.fromarray(np.full((8, 8, 3), 40 * i, np.uint8)).save(root / folder / f"{i}.png")
+    return str(root)
+
+
+def test_picture_class_folders_with_and_without_train_and_test(tmp_path):
+    train, test, names, _ = load_picture_classes(
+        class_folders(tmp_path / "flat", {"cats": 2, "dogs": 3})
+    )
+    assert names == ("cats", "dogs") and list(train[1]) == [0, 0, 1, 1, 1] and test is None
+    folder = class_folders(tmp_path / "split", {"train/cats": 2, "train/dogs": 2, "test/dogs": 1})
+    train, test, names, _ = load_picture_classes(folder)
+    assert names == ("cats", "dogs") and list(test[1]) == [1] and test[0].shape == (1, 32, 32, 3)
+
+
+@pytest.mark.parametrize(
+    "layout, message",
+    [
+        # a test folder beside class folders, without train/: "test" is no class
+        ({"cats": 1, "dogs": 1, "test/cats": 1}, "test would be a class: lay the pictures out as"),
+        ({"train/cats": 1, "train/test": 1, "train/dogs": 1}, "train/test would be a class"),
+        # class folders beside train/ would be ignored
+        ({"train/cats": 1, "train/dogs": 1, "birds": 1}, "holds train/ and also birds/"),
+        # a test class the model never learns
+        (
+            {"train/cats": 1, "train/dogs": 1, "test/cats": 1, "test/birds": 1},
+            "has the class\\(es\\) birds that .*train lacks",
+        ),
+        # a test folder with no labelled picture
+        (
+            {"train/cats": 1, "train/dogs": 1, "test": 0},
+            "test holds no readable picture in a class",
+        ),
+        ({"train/cats": 1, "train/dogs": 1, "test/cats": 0}, "test holds no readable picture"),
+    ],
+)
+def test_a_picture_layout_that_would_mislead_training_is_refused_in_one_line(
+    tmp_path, layout, message
+):
+    folder = class_folders(tmp_path, layout)
+    with pytest.raises(DataError, match=message) as refused:
+        load_picture_classes(folder)
+    assert "\n" not in str(refused.value)

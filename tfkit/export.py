@@ -9,13 +9,13 @@ exports into one base at once take two versions.
 import os
 import re
 
-import tensorflow as tf
 import keras
+import tensorflow as tf
 
 from tfkit import files
-from tfkit.errors import RunStateError
-from tfkit.data.pictures import square_picture
+from tfkit.data.decode import picture_pixels
 from tfkit.data.text import texts_to_ids
+from tfkit.errors import RunStateError
 
 CLASS_NAMES_SIGNATURE = "class_names"  # a classifier's classes, in the order of its probabilities
 
@@ -119,15 +119,17 @@ def export_image_classifier(export_dir, model, class_names, image_size=32):
     The signature takes `image_bytes` (tf.string, [None]: PNG, JPEG, GIF (first frame) or
     BMP files' bytes; TF Serving's REST API reads `{"b64": ...}` for an input so named)
     and returns `probabilities` (float32 [None, K], in the order of `class_names`) and
-    `label` (tf.string [None]). Each picture is decoded (`decode_picture`), centre-
-    cropped and resized by `tfkit.data.pictures.square_picture`, the very ops training
-    read its pictures with, and given to `model` as float pixels in [0, 255].
+    `label` (tf.string [None]). Each picture goes through
+    `tfkit.data.decode.picture_pixels` (upright by its EXIF orientation, transparency on
+    white, centre-cropped, resized), the very function training read its files with, and
+    is given to `model` as float pixels in [0, 255]. Bytes in another format fail the
+    call with "not a PNG, JPEG, GIF or BMP file ...: convert it to PNG".
     """
     names = tf.constant(list(class_names))
 
     def serve(image_bytes):
         pictures = tf.map_fn(
-            lambda data: square_picture(decode_picture(data), image_size),
+            lambda data: picture_pixels(data, image_size),
             image_bytes,
             fn_output_signature=tf.TensorSpec([image_size, image_size, 3], tf.uint8),
         )
@@ -141,27 +143,3 @@ def export_image_classifier(export_dir, model, class_names, image_size=32):
 
     signature = [tf.TensorSpec(shape=[None], dtype=tf.string, name="image_bytes")]
     return export_for_serving(export_dir, serve, signature, [model], class_names)
-
-
-def decode_picture(data):
-    """Encoded picture bytes as RGB uint8 (height, width, 3), as `read_picture` reads the file.
-
-    Greyscale becomes RGB, transparency is laid on white, an animation gives its first
-    frame; a JPEG is decoded with the accurate integer DCT, as Pillow decodes it. (EXIF
-    orientation is not applied: TensorFlow has no op for it; send upright pictures.)
-    Bytes in no format TensorFlow reads fail with `InvalidArgumentError`.
-    """
-    image = tf.cond(
-        tf.io.is_jpeg(data),
-        lambda: tf.io.decode_jpeg(data, channels=3, dct_method="INTEGER_ACCURATE"),
-        lambda: tf.io.decode_image(data, expand_animations=False),
-    )
-    channels = tf.shape(image)[-1]
-    grey = channels < 3  # 1: grey, 2: grey and alpha
-    rgb = tf.cond(grey, lambda: tf.tile(image[..., :1], [1, 1, 3]), lambda: image[..., :3])
-    has_alpha = tf.equal(channels % 2, 0)  # 2 or 4
-    opaque = tf.fill(tf.shape(rgb[..., :1]), tf.constant(255, tf.uint8))
-    alpha = tf.cond(has_alpha, lambda: image[..., -1:], lambda: opaque)
-    rgb, alpha = tf.cast(rgb, tf.float32), tf.cast(alpha, tf.float32)
-    on_white = (rgb * alpha + 255.0 * (255.0 - alpha)) / 255.0
-    return tf.cast(tf.round(on_white), tf.uint8)

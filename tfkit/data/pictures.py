@@ -1,9 +1,11 @@
-"""A folder of one's own pictures as GAN training images (uint8, size x size x 3).
+"""Folders of one's own pictures: class folders for a classifier, any folder for the GAN.
 
-Every file under the folder, nested folders too, is tried with Pillow: PNG, JPEG, BMP,
-GIF (its first frame) and whatever else Pillow reads, in any size and mode (`read_picture`:
-turned upright by its EXIF orientation, 16-bit scaled to 8, greyscale, RGBA and palettes
-laid on white, then RGB). Each is centre-cropped to a square and resized. A file that
+A classifier's pictures (`load_picture_classes`) are decoded by the function its export
+runs (`tfkit.data.decode.picture_pixels`: PNG, JPEG, GIF, BMP), so a served picture gives
+the pixels training saw; a file in another format is skipped and named, with the fix.
+The GAN, which serves no pictures, reads with Pillow whatever Pillow reads
+(`read_picture`: turned upright by its EXIF orientation, 16-bit scaled to 8, greyscale,
+RGBA and palettes laid on white, then RGB; TIFF, WebP, PPM too). Either way a file that
 cannot be decoded (broken, truncated, not a picture at all) is skipped and named, never
 fatal.
 
@@ -13,12 +15,14 @@ repeat every epoch, and `tf.io.decode_image` stops the whole pipeline at the fir
 broken file without naming it (as `image_dataset_from_directory` does).
 """
 
+import functools
 import os
 
 import numpy as np
 import tensorflow as tf
 from PIL import Image, ImageOps
 
+from tfkit.data.decode import UNKNOWN_FORMAT, error_reason, picture_pixels
 from tfkit.data.splits import stratified_sample
 from tfkit.errors import DataError
 
@@ -69,9 +73,10 @@ def load_picture_classes(folder, size=32):
     """Class folders of pictures for a classifier: `folder/<class>/*` or `folder/train/<class>/*`
     (and `folder/test/<class>/*`), any class names, two classes at least.
 
-    Each file is read by `read_picture` (upright, 8-bit, laid on white, RGB), decoded
-    whole, then centre-cropped and resized by `square_picture`: the exported model does
-    the same to the bytes it is sent, so training and serving see the same pixels.
+    Each file's bytes go through `tfkit.data.decode.picture_pixels`, the very function the
+    exported model runs on the bytes it is sent, so training and serving see the same
+    pixels. A file it cannot decode is skipped and named; one in a format the export
+    cannot decode (TIFF, WebP, PPM...) is skipped with the fix: convert it to PNG.
 
     Returns:
         `(train, test, class_names, skipped)`: `(images, labels)` pairs (uint8
@@ -79,21 +84,13 @@ def load_picture_classes(folder, size=32):
         names (folder names, sorted); `{"file", "error"}` per file that was not used.
 
     Raises:
-        DataError: no such folder, fewer than two class folders, or a class of the
-        training pictures without one readable picture.
+        DataError: no such folder; fewer than two class folders; a layout where `train`
+        or `test` would be a class, or a folder beside `train/` that would be ignored;
+        a class of `test/` that `train/` lacks; a class of the training pictures, or
+        the whole of `test/`, without one readable picture.
     """
-    if not os.path.isdir(folder):
-        raise DataError(f"{folder} is not a folder; --data-dir must name the folder of classes")
-    train_dir = os.path.join(folder, "train")
-    root = train_dir if os.path.isdir(train_dir) else folder
-    class_names = tuple(sorted(_subfolders(root)))
-    if len(class_names) < 2:
-        raise DataError(
-            f"{root} needs one folder of pictures per class, two at least (e.g. {root}/cats/, "
-            f"{root}/dogs/); found: {', '.join(class_names) or 'no folder'}"
-        )
-    test_dir = os.path.join(folder, "test")
-    test_dir = test_dir if root == train_dir and os.path.isdir(test_dir) else None
+    root, test_dir, class_names = _class_layout(folder)
+    pixels = _pixels_function(size)
     skipped, pairs = [], []
     for split_dir in (root, test_dir):
         if split_dir is None:
@@ -105,36 +102,82 @@ def load_picture_classes(folder, size=32):
             paths = sorted(picture_files(class_dir)) if os.path.isdir(class_dir) else []
             for path in paths:
                 try:
-                    images.append(square_picture(np.asarray(read_picture(path)), size).numpy())
+                    with open(path, "rb") as file:
+                        images.append(pixels(tf.constant(file.read())).numpy())
                     labels.append(label)
-                except (OSError, ValueError, Image.DecompressionBombError) as error:
-                    skipped.append({"file": os.path.relpath(path, folder), "error": _reason(error)})
+                except (OSError, tf.errors.InvalidArgumentError) as error:
+                    skipped.append(
+                        {"file": os.path.relpath(path, folder), "error": _why(path, error)}
+                    )
             if split_dir == root and label not in labels:
                 raise DataError(f"{class_dir} holds no readable picture; every class needs some")
-        shape = (0, size, size, 3)
-        pairs.append(
-            (np.stack(images) if images else np.zeros(shape, "uint8"), np.array(labels, "int32"))
-        )
+        if not labels:  # else the evaluation on nothing fails only after the whole training
+            names = ", ".join(class_names)
+            raise DataError(
+                f"{split_dir} holds no readable picture in a class folder ({names}): put the "
+                f"test pictures in {split_dir}/<class>/, or remove {split_dir} to hold out a "
+                "fifth of the training pictures"
+            )
+        pairs.append((np.stack(images), np.array(labels, "int32")))
     return pairs[0], pairs[1], class_names, skipped
 
 
-def square_picture(image, size):
-    """An RGB picture (uint8, height x width x 3) centre-cropped to a square and resized.
+@functools.cache
+def _pixels_function(size):
+    # Traced once a process (a second); then a picture takes milliseconds, not the 60 of eager.
+    return tf.function(functools.partial(picture_pixels, size=size), autograph=False)
 
-    TensorFlow ops, so that the exported model runs the very same ones on the pictures
-    it is sent: `tf.image.resize` (bilinear, antialiased when shrinking) rounded back to
-    uint8. (Pillow's LANCZOS, which `load_pictures` uses for the GAN, gives other pixels
-    than any `tf.image.resize` method.) A picture already `size` x `size` is unchanged.
-    """
-    image = tf.convert_to_tensor(image, tf.uint8)
-    height, width = tf.shape(image)[0], tf.shape(image)[1]
-    side = tf.minimum(height, width)
-    square = tf.image.crop_to_bounding_box(
-        image, (height - side) // 2, (width - side) // 2, side, side
+
+def _class_layout(folder):
+    """`(training folder, test folder or None, class names)`, or a DataError on a bad layout."""
+    if not os.path.isdir(folder):
+        raise DataError(f"{folder} is not a folder; --data-dir must name the folder of classes")
+    layout = (
+        f"lay the pictures out as {folder}/train/<class>/ and {folder}/test/<class>/, or as "
+        f"{folder}/<class>/ alone (a fifth held out for the test)"
     )
-    resized = tf.image.resize(tf.cast(square, tf.float32), [size, size], antialias=True)
-    resized = tf.cast(tf.clip_by_value(tf.round(resized), 0, 255), tf.uint8)
-    return tf.cond(tf.equal(side, size), lambda: square, lambda: resized)
+    subfolders = sorted(_subfolders(folder))
+    root, test_dir = folder, None
+    if "train" in subfolders:
+        root = os.path.join(folder, "train")
+        test_dir = os.path.join(folder, "test") if "test" in subfolders else None
+        others = [name for name in subfolders if name not in ("train", "test")]
+        if others:
+            raise DataError(f"{folder} holds train/ and also {', '.join(others)}/, which would be "
+                            f"ignored: {layout}")  # fmt: skip
+    class_names = tuple(sorted(_subfolders(root)))
+    splits = [name for name in class_names if name.lower() in ("train", "test")]
+    if splits:
+        raise DataError(f"{os.path.join(root, splits[0])} would be a class: {layout}")
+    if len(class_names) < 2:
+        raise DataError(
+            f"{root} needs one folder of pictures per class, two at least (e.g. {root}/cats/, "
+            f"{root}/dogs/); found: {', '.join(class_names) or 'no folder'}"
+        )
+    unknown = test_dir and sorted(set(_subfolders(test_dir)) - set(class_names))
+    if unknown:
+        raise DataError(
+            f"{test_dir} has the class(es) {', '.join(unknown)} that {root} lacks: the model "
+            f"learns only the classes of train/ ({', '.join(class_names)}); add their pictures "
+            "to train/ or take them out of test/"
+        )
+    return root, test_dir, class_names
+
+
+def _why(path, error):
+    """One line on a file training cannot use, with the fix when its format is the cause."""
+    if isinstance(error, OSError):
+        return error.strerror or str(error)
+    reason = error_reason(error)
+    try:  # a picture Pillow reads (TIFF, WebP, a 16-bit BMP...) that the export cannot
+        with Image.open(path) as picture:
+            picture.load()
+            kind = picture.format
+    except (OSError, ValueError, Image.DecompressionBombError):
+        return "not a picture (PNG, JPEG, GIF or BMP)" if reason == UNKNOWN_FORMAT else reason
+    if reason == UNKNOWN_FORMAT:
+        return f"a {kind} picture, which the export cannot decode: convert it to PNG"
+    return f"{reason} (Pillow reads it as {kind}: convert it to PNG)"
 
 
 def _subfolders(folder):
@@ -157,6 +200,9 @@ def picture_files(folder):
 def read_picture(path, min_side=None):
     """The picture at `path` as an upright 8-bit RGB `PIL.Image`, transparency laid on white.
 
+    The GAN's reader (`load_pictures`): any format Pillow reads. A classifier's pictures
+    go through `tfkit.data.decode.picture_pixels` instead, as its export's do.
+
     Args:
         path: a file Pillow reads (the first frame of an animation).
         min_side: when given, a JPEG may decode at a fraction of its size as long as both
@@ -170,15 +216,15 @@ def read_picture(path, min_side=None):
             picture.draft(None, (min_side, min_side))
         picture.load()  # a truncated file fails here, not later
         if picture.format == "GIF":
-            # TensorFlow's decode_gif (the export's) has no alpha: a transparent pixel is
-            # its palette colour there, so it is here too, and both sides see the same.
+            # The classifier's decoder (TensorFlow's decode_gif) has no alpha: a transparent
+            # pixel is its palette colour there, so it is here too, for the GAN.
             picture = picture.convert("RGB")
             picture.info.pop("transparency", None)  # else convert("RGBA") applies it again
         # First of all: a phone stores a portrait photo as landscape plus an EXIF
         # Orientation tag, and anything done before turning it would be done sideways.
         try:
             picture = ImageOps.exif_transpose(picture)
-        except Exception:  # noqa: BLE001  broken EXIF (Pillow raises even SyntaxError):
+        except Exception:  # noqa: BLE001, S110  broken EXIF (Pillow raises even SyntaxError):
             pass  # the pixels are fine; keep them as stored
     rgba = _eight_bits(picture).convert("RGBA")
     canvas = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
