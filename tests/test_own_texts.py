@@ -188,17 +188,74 @@ def test_a_tsv_reads_quotes_as_text(tmp_path):
     assert class_names == ("a", "b") and list(train[1]) == [0, 1, 0, 1, 0]
 
 
-@pytest.mark.parametrize("labels", [["spam", "spam", "spam"], [None, None, None]])
-def test_a_table_of_one_class_is_one_line_naming_the_column(tmp_path, labels):
+def test_a_table_of_one_class_is_one_line_naming_the_column(tmp_path):
     path = tmp_path / "train.csv"
-    pd.DataFrame({"body": ["a", "b", "c"], "kind": labels}).to_csv(path, index=False)
-    found = "spam" if labels[0] else "no label"
+    pd.DataFrame({"body": ["a", "b", "c"], "kind": ["spam"] * 3}).to_csv(path, index=False)
     with pytest.raises(
         DataError,
         match=rf"{path} needs two classes at least in column 'kind' \(--label-column\); "
-        rf"found: {found}$",
+        r"found: spam$",
     ):
         read_tables(str(tmp_path), "body", "kind")
+
+
+UNLABELLED = {
+    "empty file": b"",
+    "a header only": b"body,topic\n",
+    "no label": b"body,topic\na text,\nanother,\n",
+    "no text": b"body,topic\n,bug\n,login\n",
+}
+
+
+@pytest.mark.parametrize("split", ["train", "test"])
+@pytest.mark.parametrize("content", UNLABELLED.values(), ids=UNLABELLED.keys())
+def test_a_table_without_a_labelled_row_is_one_line_naming_its_columns(tmp_path, split, content):
+    tickets(20).to_csv(tmp_path / "train.csv", index=False)
+    path = tmp_path / f"{split}.csv"
+    path.write_bytes(content)
+    way_out = "remove it to hold out 20% of the training table instead" if split == "test" else ""
+    with pytest.raises(
+        DataError,
+        match=rf"^{path} has no labelled row: none has both a text in column 'body' "
+        r"\(--text-column\) and a label in column 'topic' \(--label-column\); give its rows a "
+        rf"text and a label.*{way_out}$",
+    ):
+        read_tables(str(tmp_path), "body", "topic")
+
+
+def test_a_test_table_without_labels_is_refused_before_training(tmp_path):
+    tickets(40).to_csv(tmp_path / "train.csv", index=False)
+    (tmp_path / "test.csv").write_text("body,topic\nno label here,\n")
+    run = tmp_path / "run"
+    with pytest.raises(DataError, match="test.csv has no labelled row"):  # DataError: exit 1
+        imdb_conv1d.main(["--data", "csv", "--data-dir", str(tmp_path), "--text-column", "body",
+                          "--label-column", "topic", "--epochs", "1", "--no-baseline",
+                          "--no-export", "--run-dir", str(run)])  # fmt: skip
+    assert not (run / "history.csv").exists()
+
+
+def test_a_test_folder_without_texts_is_refused(tmp_path):
+    for split in ("train", "test"):
+        for name in ("neg", "pos"):
+            os.makedirs(tmp_path / split / name)
+            if split == "train":
+                (tmp_path / split / name / "1.txt").write_text(f"a {name} text")
+    test_dir = tmp_path / "test"
+    with pytest.raises(
+        DataError,
+        match=rf"^{test_dir} has no labelled text: no \.txt file in its class folder\(s\) neg, "
+        r"pos; add some, or remove it to hold out 20% of .*train instead$",
+    ):
+        read_class_folders(str(tmp_path))
+
+
+def test_an_empty_test_split_is_refused_before_training():
+    from tfkit.data.splits import split_and_cap
+
+    texts = np.array([b"a", b"b", b"c", b"d"], dtype=object)
+    train, empty = (texts, np.array([0, 1, 0, 1])), (texts[:0], np.zeros(0, dtype="int32"))
+    with pytest.raises(DataError, match="the test split has no example"):
+        split_and_cap(train, empty, "csv", 0.25, seed=0)
 
 
 @pytest.mark.parametrize("suffix", [".csv", ".tsv", ".jsonl"])

@@ -1,12 +1,14 @@
 import json
 
+import keras
 import numpy as np
 import pandas as pd
 import pytest
 import tensorflow as tf
 from PIL import Image
 
-from recipes import cifar10_resnet, text_ngrams
+from recipes import text_ngrams
+from tfkit import predict as predict_module
 from tfkit.__main__ import main
 from tfkit.export import export_for_serving, export_image_classifier
 
@@ -16,7 +18,7 @@ TOPICS = {"sport": "match goal team win coach", "politics": "vote law minister b
 
 def topic_texts(count, seed):
     rng = np.random.default_rng(seed)
-    filler = "the a of and to in is it that".split()
+    filler = ["the", "a", "of", "and", "to", "in", "is", "it", "that"]
     rows = []
     for i in range(count):
         label = list(TOPICS)[i % 3]
@@ -63,13 +65,18 @@ def test_a_text_export_labels_a_table_keeping_its_columns(tmp_path, capsys):
 
 
 def picture_export(tmp_path, class_names=("cat", "dog")):
-    config = cifar10_resnet.Config(class_names=class_names, depth=8)
-    model = cifar10_resnet.build_model(config)
-    return export_image_classifier(str(tmp_path / "export"), model, class_names), model
+    # A linear model: these tests are about reading pictures, and a ResNet's export takes 6 s.
+    layers = [keras.layers.Rescaling(1 / 255), keras.layers.Flatten(), keras.layers.Dense(1)]
+    model = keras.Sequential(
+        [keras.Input((32, 32, 3)), *layers, keras.layers.Activation("sigmoid")]
+    )
+    return export_image_classifier(str(tmp_path / "export"), model, class_names)
 
 
-def test_a_picture_folder_gets_a_row_per_picture_and_the_broken_file_named(tmp_path, capsys):
-    version, model = picture_export(tmp_path)
+def test_a_picture_folder_gets_a_row_per_picture_and_the_broken_file_named(
+    tmp_path, capsys, monkeypatch
+):
+    version = picture_export(tmp_path)
     folder = tmp_path / "new"
     (folder / "nested").mkdir(parents=True)
     rng = np.random.default_rng(0)
@@ -77,11 +84,23 @@ def test_a_picture_folder_gets_a_row_per_picture_and_the_broken_file_named(tmp_p
         Image.fromarray(rng.integers(0, 255, (40, 50, 3), dtype="uint8")).save(folder / f"{i}.png")
     Image.fromarray(rng.integers(0, 255, (32, 32), dtype="uint8")).save(folder / "nested" / "g.jpg")
     (folder / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
+    (folder / "gone.png").write_bytes((folder / "0.png").read_bytes())
+    listed = predict_module.read_inputs
+
+    def list_then_lose_a_file(*args):  # deleted after the folder is listed, before it is read
+        inputs = listed(*args)
+        (folder / "gone.png").unlink()
+        return inputs
+
+    monkeypatch.setattr(predict_module, "read_inputs", list_then_lose_a_file)
     output = tmp_path / "labels.csv"
     code, printed = run_cli(["predict", version, "--input", str(folder), "--output", str(output),
                              "--batch-size", "4"], capsys)  # fmt: skip
     assert code == 0, printed.err
-    assert "skipped broken.png: Invalid PNG" in printed.err and "predicted 6, skipped 1" in printed.out
+    assert (
+        "skipped broken.png: Invalid PNG" in printed.err and "predicted 6, skipped 2" in printed.out
+    )
+    assert "skipped gone.png: No such file or directory" in printed.err
     labels = pd.read_csv(output)
     assert list(labels.columns) == ["path", "predicted_label", "probability_cat", "probability_dog"]
     assert list(labels["path"]) == ["0.png", "1.png", "2.png", "3.png", "4.png", "nested/g.jpg"]
@@ -92,7 +111,7 @@ def test_a_picture_folder_gets_a_row_per_picture_and_the_broken_file_named(tmp_p
 
 
 def test_nothing_predictable_exits_1_without_an_output_and_a_wrong_input_exits_2(tmp_path, capsys):
-    version, _ = picture_export(tmp_path)
+    version = picture_export(tmp_path)
     (tmp_path / "junk").mkdir()
     (tmp_path / "junk" / "notes.txt").write_text("not a picture")
     output = tmp_path / "labels.csv"
@@ -127,3 +146,30 @@ def test_an_export_without_class_names_is_named_from_its_labels(tmp_path, capsys
     labels = pd.read_parquet(tmp_path / "out.parquet")
     assert list(labels.columns) == ["text", "predicted_label", "probability_no", "probability_yes"]
     assert json.loads(labels.to_json(orient="records"))[0]["predicted_label"] == "yes"
+
+
+def test_pictures_are_read_a_batch_at_a_time(tmp_path):
+    for i in range(10):
+        (tmp_path / f"{i}.png").write_bytes(bytes([i]) * (i + 1))  # bytes enough: serve is fake
+    frame, inputs, skipped = predict_module.read_inputs(str(tmp_path), "image_bytes", "text")
+    assert list(frame["path"]) == [f"{i}.png" for i in range(10)] and len(inputs) == 10
+    assert not skipped and not isinstance(inputs, list)  # nothing read yet
+    batches = []
+
+    def serve(image_bytes):
+        batches.append([len(data) for data in image_bytes.numpy()])
+        sizes = tf.cast(tf.strings.length(image_bytes), tf.float32)[:, None]
+        return {"probabilities": tf.concat([sizes, -sizes], 1),
+                "label": tf.fill(tf.shape(image_bytes), "x")}  # fmt: skip
+
+    class LoseFilesAfterTheFirstBatch:
+        def update(self, done):
+            for i in (5, 9):
+                (tmp_path / f"{i}.png").unlink(missing_ok=True)
+
+    rows, failures = predict_module.predict_batches(
+        serve, "image_bytes", inputs, 4, LoseFilesAfterTheFirstBatch()
+    )
+    assert batches == [[1, 2, 3, 4], [5, 7, 8], [9]]  # each file read when its batch comes
+    assert [index for index, _, _ in rows] == [0, 1, 2, 3, 4, 6, 7, 8]
+    assert failures == [(5, "No such file or directory"), (9, "No such file or directory")]

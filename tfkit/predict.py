@@ -8,7 +8,8 @@ classifier). The class names come from the export's `class_names` signature
 
 A table (.csv .tsv .jsonl .parquet) keeps its columns and gets `predicted_label` and a
 `probability_<class>` column per class; a folder of pictures gets a row per picture:
-`path` (relative to the folder), `predicted_label` and the probabilities. A row without
+`path` (relative to the folder), `predicted_label` and the probabilities; its files are
+read a batch at a time, so memory holds a batch, not the folder. A row without
 a text, or a file that is not a picture, is skipped and named; the output is written
 whole or not at all (`tfkit.files`), and only when something could be predicted.
 """
@@ -20,11 +21,11 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
+from tfkit.data.decode import error_reason
 from tfkit.data.pictures import picture_files
-from tfkit.data.texts import TABLE_FORMATS, read_table
 from tfkit.errors import DataError, UsageError
 from tfkit.export import CLASS_NAMES_SIGNATURE, latest_version_dir
-from tfkit.files import atomic_path
+from tfkit.tables import TABLE_FORMATS, check_tsv, read_table, write_table
 
 INPUTS = ("text", "image_bytes")
 
@@ -68,39 +69,55 @@ def load_classifier(export_dir):
 def predict_batches(serve, input_name, inputs, batch_size, progress=None):
     """Runs `serve` on `inputs` batch by batch; a batch that fails is retried input by input.
 
+    `inputs` is a sequence, read one batch at a time: `PictureFiles` reads its files only
+    then, so a folder of any size takes a batch of memory.
+
     Returns:
         `(rows, failures)`: for each input that could be predicted, `(index,
-        probabilities, label)`; for each that could not, `(index, reason)`.
+        probabilities, label)`; for each that could not (or could not be read), `(index,
+        reason)`, in the order of the inputs.
     """
     rows, failures = [], []
     for start in range(0, len(inputs), batch_size):
-        batch = list(range(start, min(start + batch_size, len(inputs))))
+        batch, values = [], []
+        for index in range(start, min(start + batch_size, len(inputs))):
+            try:
+                values.append(inputs[index])
+                batch.append(index)
+            except OSError as error:  # a file gone or locked since the folder was listed
+                failures.append((index, error.strerror or str(error)))
         try:
-            rows += _run(serve, input_name, inputs, batch)
+            rows += _run(serve, input_name, batch, values) if batch else []
         except tf.errors.InvalidArgumentError:  # one bad picture fails its whole batch
-            for index in batch:
+            for index, value in zip(batch, values):
                 try:
-                    rows += _run(serve, input_name, inputs, [index])
+                    rows += _run(serve, input_name, [index], [value])
                 except tf.errors.InvalidArgumentError as error:
-                    failures.append((index, _reason(error.message)))
+                    failures.append((index, error_reason(error)))
         if progress:
-            progress.update(batch[-1] + 1)
-    return rows, failures
+            progress.update(min(start + batch_size, len(inputs)))
+    return rows, sorted(failures, key=lambda failure: failure[0])
 
 
-def _reason(message):
-    """The op's own words in a TensorFlow error ("Unknown image file format..."), one line."""
-    lines = [line for line in message.splitlines() if line and not line[0].isspace()]
-    skip = ("Graph execution error", "Detected at node", "<stack traces")
-    words = [line for line in lines if not line.startswith(skip)]
-    return words[0] if words else lines[0]
-
-
-def _run(serve, input_name, inputs, indices):
-    outputs = serve(**{input_name: tf.constant([inputs[i] for i in indices])})
+def _run(serve, input_name, indices, values):
+    outputs = serve(**{input_name: tf.constant(values)})
     probabilities = outputs["probabilities"].numpy()
     labels = [label.decode() for label in outputs["label"].numpy()]
     return list(zip(indices, probabilities, labels))
+
+
+class PictureFiles:
+    """The bytes of picture files as a sequence that reads a file only when indexed."""
+
+    def __init__(self, paths):
+        self.paths = list(paths)
+
+    def __len__(self):
+        return len(self.paths)
+
+    def __getitem__(self, index):
+        with open(self.paths[index], "rb") as file:
+            return file.read()
 
 
 def class_columns(class_names, rows):
@@ -116,6 +133,9 @@ def class_columns(class_names, rows):
 
 def read_inputs(path, input_name, text_column):
     """What to predict: `(frame of the input's own columns, inputs, skipped)`.
+
+    A folder of pictures gives a frame of their paths and `PictureFiles`, read later, a
+    batch at a time; a file that cannot be read then is skipped and named.
 
     Raises:
         UsageError: the input does not suit the export (a table for a picture model, a
@@ -135,15 +155,7 @@ def read_inputs(path, input_name, text_column):
             names = [os.path.relpath(file, path) for file in files]
         else:
             files, names = [path], [os.path.basename(path)]
-        inputs, skipped, kept = [], [], []
-        for file, name in zip(files, names):
-            try:
-                with open(file, "rb") as handle:
-                    inputs.append(handle.read())
-                kept.append(name)
-            except OSError as error:
-                skipped.append((name, error.strerror))
-        return pd.DataFrame({"path": kept}), inputs, skipped
+        return pd.DataFrame({"path": names}), PictureFiles(files), []
     if os.path.isdir(path) or suffix not in TABLE_FORMATS:
         raise UsageError(f"this export reads texts: give a table ({', '.join(TABLE_FORMATS)}) "
                          f"with a column of them, not {path}")  # fmt: skip
@@ -156,18 +168,6 @@ def read_inputs(path, input_name, text_column):
     skipped = [(f"row {i + 1}", reason) for i in np.flatnonzero(missing)]
     table = table[~missing]  # its index keeps the rows' numbers (from 0)
     return table, [str(text).encode("utf-8") for text in table[text_column]], skipped
-
-
-def write_table(frame, path):
-    """Writes `frame` to `path` (.csv, .tsv, .jsonl or .parquet, by its suffix), atomically."""
-    suffix = os.path.splitext(path)[1].lower()
-    with atomic_path(path) as temporary:
-        if suffix == ".parquet":
-            frame.to_parquet(temporary, index=False)
-        elif suffix == ".jsonl":
-            frame.to_json(temporary, orient="records", lines=True, force_ascii=False)
-        else:
-            frame.to_csv(temporary, sep="\t" if suffix == ".tsv" else ",", index=False)
 
 
 def predict(export_dir, input_path, output_path, text_column="text", batch_size=64):
@@ -189,6 +189,8 @@ def predict(export_dir, input_path, output_path, text_column="text", batch_size=
         )
     serve, input_name, class_names, version = load_classifier(export_dir)
     frame, inputs, skipped = read_inputs(input_path, input_name, text_column)
+    if suffix == ".tsv":  # refused before the work, not after it
+        check_tsv(frame, output_path)
     progress = None
     if sys.stdout.isatty() and inputs:
         import keras

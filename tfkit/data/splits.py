@@ -5,6 +5,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from tfkit.errors import DataError
+
 TEST_SHARE = 0.2  # held out for the test when the data has no test split
 
 
@@ -18,13 +20,19 @@ class Splits:
     source: str  # "tfds", "dir", "csv" or "synthetic": recorded in every output
     class_names: tuple = ("neg", "pos")  # label i is class_names[i]
     dropped_rows: dict = dataclasses.field(default_factory=dict)  # {split: rows left out}
+    # Inputs prepared by a step fitted on the training split (a vocabulary, an IDF) keep
+    # the splits as read (`raw`) and the step, `prepare(raw_splits, run_dir)`: k-fold deals
+    # out `raw` and prepares each fold from its own training part.
+    raw: "Splits | None" = None
+    prepare: object = None
 
     def with_validation_in_training(self):
         """These splits with the validation examples moved into training (for a final fit)."""
         inputs = np.concatenate([self.train[0], self.val[0]])
         labels = np.concatenate([self.train[1], self.val[1]])
         empty = (self.val[0][:0], self.val[1][:0])
-        return dataclasses.replace(self, train=(inputs, labels), val=empty)
+        raw = self.raw.with_validation_in_training() if self.raw is not None else None
+        return dataclasses.replace(self, train=(inputs, labels), val=empty, raw=raw)
 
     def sizes(self):
         """Example counts, as recorded in metrics.json."""
@@ -85,8 +93,11 @@ def kfold_splits(splits, folds, seed):
     The training and validation examples of `splits` are pooled and dealt into `folds`
     disjoint, stratified folds from a seeded order (every class spread evenly over
     them); fold i trains on the others and validates on fold i. The test split is
-    the same in every fold, and left for the final model.
+    the same in every fold, and left for the final model. Splits with `raw` inputs
+    deal those out: give each fold to `splits.prepare`.
     """
+    if splits.raw is not None:
+        splits = splits.raw
     inputs = np.concatenate([splits.train[0], splits.val[0]])
     labels = np.concatenate([splits.train[1], splits.val[1]])
     rng = np.random.default_rng(seed)
@@ -125,7 +136,15 @@ def split_and_cap(
     Without a `test` split (None), a stratified `TEST_SHARE` of `train` is held out
     for it first. `max_examples` caps each split by a seeded draw that keeps its class
     mix. The test split is left for the final evaluation only.
+
+    Raises:
+        DataError: an empty `test`, or a class left without a training example.
     """
+    if test is not None and not len(test[1]):  # the model would train, then fail to evaluate
+        raise DataError(
+            "the test split has no example; give it labelled examples, or give none to hold "
+            f"out {TEST_SHARE:.0%} of the training data for it"
+        )
     rng = np.random.default_rng(seed)
     if test is None:
         test_index = stratified_sample(train[1], round(len(train[1]) * TEST_SHARE), rng)
@@ -144,8 +163,6 @@ def split_and_cap(
         test_index = stratified_sample(test[1], max_examples, rng)
     missing = sorted(set(range(len(class_names))) - set(labels[train_index].tolist()))
     if missing:
-        from tfkit.errors import DataError
-
         raise DataError(
             f"class(es) {', '.join(str(class_names[i]) for i in missing)} keep no training "
             "example once the validation and test splits are held out; give each class more "

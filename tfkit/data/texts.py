@@ -7,16 +7,15 @@ Without a test table or test folder, `tfkit.data.splits.split_and_cap` holds a s
 stratified test split out of the training data.
 """
 
-import csv
-import io
 import os
 
 import numpy as np
 import pandas as pd
 
+from tfkit.data.splits import TEST_SHARE
 from tfkit.errors import DataError
+from tfkit.tables import TABLE_FORMATS, read_table
 
-TABLE_FORMATS = (".csv", ".tsv", ".jsonl", ".parquet")
 IMDB_CLASSES = ("neg", "pos")
 
 
@@ -35,7 +34,8 @@ def read_tables(data_dir, text_column="text", label_column="label"):
 
     Raises:
         DataError: no table, an unreadable one or one not in UTF-8, a missing column
-        (naming what exists), or a train table of fewer than two classes.
+        (naming what exists), a table without a labelled row (an empty file too), or a
+        train table of fewer than two classes.
     """
     if not os.path.exists(data_dir):
         parent = os.path.dirname(os.path.abspath(data_dir))
@@ -56,6 +56,8 @@ def read_tables(data_dir, text_column="text", label_column="label"):
         if path is None:
             continue
         table = read_table(path)
+        if table.empty:  # an empty file, or a header without rows
+            raise DataError(_no_labelled_row(path, split, text_column, label_column))
         for column, flag in ((text_column, "--text-column"), (label_column, "--label-column")):
             if column not in table.columns:
                 raise DataError(
@@ -64,6 +66,8 @@ def read_tables(data_dir, text_column="text", label_column="label"):
                 )
         texts, labels = table[text_column], _label_names(table[label_column])
         keep = texts.notna() & (texts.astype(str).str.len() > 0) & labels.notna()
+        if not keep.any():  # refused now: it would fail once the model is trained
+            raise DataError(_no_labelled_row(path, split, text_column, label_column))
         dropped[split] = int((~keep).sum())
         tables[split] = (texts[keep].astype(str), labels[keep])
         if split == "train" and labels[keep].nunique() < 2:
@@ -98,7 +102,8 @@ def read_class_folders(data_dir):
         `(train, test, class_names)`: `(texts, labels)` pairs, test None without `test/`.
 
     Raises:
-        DataError: no `train/` folder, fewer than two classes, or a class without texts.
+        DataError: no `train/` folder, fewer than two classes, a training class without
+        texts, or a `test/` folder without any.
     """
     import keras
 
@@ -135,6 +140,14 @@ def read_class_folders(data_dir):
                 f"{folder} has the class folder(s) {', '.join(extra)}, which {train_dir} lacks; "
                 "every test class needs training texts"
             )
+        if not _holds_texts(folder, class_names):  # Keras would say so with a ValueError
+            way_out = "add some"
+            if folder == test_dir:
+                way_out += f", or remove it to hold out {TEST_SHARE:.0%} of {train_dir} instead"
+            raise DataError(
+                f"{folder} has no labelled text: no .txt file in its class folder(s) "
+                f"{', '.join(class_names)}; {way_out}"
+            )
         dataset = keras.utils.text_dataset_from_directory(
             folder, class_names=list(class_names), batch_size=None, shuffle=False, verbose=False
         )
@@ -148,6 +161,16 @@ def read_class_folders(data_dir):
             raise DataError(f"{folder}: no .txt file in the class folder(s) {', '.join(empty)}")
         pairs.append((np.array(texts, dtype=object), labels))
     return pairs[0], pairs[1], class_names
+
+
+def _no_labelled_row(path, split, text_column, label_column):
+    way_out = "give its rows a text and a label"
+    if split == "test":
+        way_out += f", or remove it to hold out {TEST_SHARE:.0%} of the training table instead"
+    return (
+        f"{path} has no labelled row: none has both a text in column {text_column!r} "
+        f"(--text-column) and a label in column {label_column!r} (--label-column); {way_out}"
+    )
 
 
 def natural_order(values):
@@ -167,54 +190,6 @@ def _table_path(folder, split):
     return None
 
 
-def read_table(path):
-    """One table file (.csv .tsv .jsonl .parquet) as a DataFrame, as `read_tables` reads it.
-
-    Raises:
-        DataError: another format, a file not in UTF-8, or one pandas cannot parse.
-    """
-    suffix = os.path.splitext(path)[1].lower()
-    if suffix not in TABLE_FORMATS:
-        raise DataError(
-            f"{path}: --data csv reads {', '.join(TABLE_FORMATS)} files, not {suffix or 'this'}"
-        )
-    try:
-        if suffix == ".parquet":
-            return pd.read_parquet(path)
-        text = io.StringIO(_utf8_text(path))
-        if suffix == ".jsonl":
-            return pd.read_json(text, lines=True, dtype=False)
-        # Only an empty field is missing: a text "NA" or "null" stays a text. TSV has no
-        # quoting: a field that starts with a quote is text, not the start of a quoted field.
-        return pd.read_csv(
-            text,
-            sep="\t" if suffix == ".tsv" else ",",
-            quoting=csv.QUOTE_NONE if suffix == ".tsv" else csv.QUOTE_MINIMAL,
-            dtype=str,
-            keep_default_na=False,
-            na_values=[""],
-        )
-    except (ValueError, OSError, pd.errors.ParserError) as error:
-        raise DataError(f"{path} cannot be read as a {suffix[1:]} table: {error}") from None
-
-
-def _utf8_text(path):
-    """The text of a table file, without the byte-order mark Excel and Notepad may put first.
-
-    Decoded here, not by pandas, so that every text format drops the mark (read_json does
-    not) and a file in another encoding is named with the exact offset of its first bad byte.
-    """
-    with open(path, "rb") as file:
-        data = file.read()
-    try:
-        return data.decode("utf-8").removeprefix("\ufeff")
-    except UnicodeDecodeError as error:
-        raise DataError(
-            f"{path} is not UTF-8 text (byte 0x{data[error.start]:02x} at position "
-            f"{error.start}); save it as UTF-8"
-        ) from None
-
-
 def _label_names(labels):
     """Labels as strings; 1.0 read from JSON or Parquet is the class "1", as in a CSV."""
     if pd.api.types.is_float_dtype(labels):
@@ -230,6 +205,15 @@ def _as_pair(texts, labels, class_names):
         np.array([text.encode("utf-8") for text in texts], dtype=object),
         np.array([index[label] for label in labels], dtype="int32"),
     )
+
+
+def _holds_texts(folder, class_names):
+    """Whether any class folder of `folder` holds a `.txt` file, at any depth (as Keras reads)."""
+    for name in class_names:
+        for _, _, files in os.walk(os.path.join(folder, name), followlinks=True):
+            if any(file.lower().endswith(".txt") for file in files):
+                return True
+    return False
 
 
 def _class_folders(folder):
