@@ -15,7 +15,7 @@ computes it, in the pipeline and in the exported model, which reads raw text.
 
 import tfkit.quiet  # noqa: F401  (first: hides TensorFlow's C++ start-up lines)
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from functools import partial
 
 import keras
@@ -23,15 +23,10 @@ from keras import layers
 
 from tfkit import cli
 from tfkit.callbacks import standard_callbacks
+from tfkit.classifier import classifier_loss, classifier_output
 from tfkit.config import ClassifierConfig, check_at_least, flag
-from tfkit.data.ngrams import (
-    inverse_document_frequency,
-    ngram_ids,
-    same_width,
-    tf_idf,
-    vectorize_ngrams,
-)
-from tfkit.data.text import batched_datasets, text_fit_arguments, text_splits, text_vectorizer
+from tfkit.data.ngrams import inverse_document_frequency, ngram_ids, tf_idf, vectorize_ngrams
+from tfkit.data.text import batched_datasets, text_fit_arguments, text_ids, text_splits
 from tfkit.distribute import chief_or_temporary, get_strategy
 from tfkit.export import export_text_classifier
 from tfkit.metrics import classifier_metrics, evaluate_classifier
@@ -65,19 +60,25 @@ def load_data(config, run):
     """The texts as n-gram ids, the vectorizer, the IDF and the `(train, val, test)` pipelines.
 
     The vectorizer is adapted on the training text (or comes with `--init-from`'s
-    model); the IDF is counted on the training texts; every split is read once.
+    model); the IDF is counted on the training texts; every split is read once, into
+    ragged rows of ids (`tfkit.data.ngrams`). Under `--kfold` each fold gets its own
+    vocabulary and IDF, from its training part (`text_ids`, `tf_idf_of`).
     """
-    splits = text_splits(config, run)  # also the linear baseline's
-    vectorizer = text_vectorizer(config, splits.train[0], run.dir, ngrams=config.ngrams)
-
-    parts = (splits.train, splits.val, splits.test)
-    ids = same_width(*(vectorize_ngrams(vectorizer, texts, config.max_len) for texts, _ in parts))
-    splits = replace(splits, **{name: (ids[i], parts[i][1]) for i, name in
-                                enumerate(("train", "val", "test"))})  # fmt: skip
-    idf = inverse_document_frequency(splits.train[0], config.max_features)
-    features = partial(tf_idf, idf=idf)
+    texts = text_splits(config, run)  # also the linear baseline's
+    splits, vectorizer = text_ids(config, texts, run.dir, config.ngrams, vectorize_ngrams)
+    features = tf_idf_of(splits, config)
     datasets = batched_datasets(splits, config.batch_size, config.seed, config.resample, features)
     return splits, vectorizer, features, datasets
+
+
+def tf_idf_of(splits, config):
+    """The batch -> TF-IDF function, with the IDF of `splits`' training n-grams."""
+    return partial(tf_idf, idf=inverse_document_frequency(splits.train[0], config.max_features))
+
+
+def fit_arguments(config, splits):
+    """`model.fit` arguments for the modes; a k-fold fold's TF-IDF has its own IDF."""
+    return text_fit_arguments(config, splits, tf_idf_of(splits, config))
 
 
 def build_model(config):
@@ -90,15 +91,13 @@ def build_model(config):
             layers.Dense(config.units, activation="relu", kernel_regularizer=l2),
             layers.Dropout(config.dropout),
             # Two classes: one sigmoid, as the other text recipes; more: a softmax.
-            layers.Dense(1, activation="sigmoid", dtype="float32")
-            if num_classes == 2
-            else layers.Dense(num_classes, activation="softmax", dtype="float32"),
+            classifier_output(num_classes),
         ],
         name=RECIPE,
     )
     model.compile(
         optimizer=optimizer_from_config(config),
-        loss="binary_crossentropy" if num_classes == 2 else "sparse_categorical_crossentropy",
+        loss=classifier_loss(num_classes),
         metrics=classifier_metrics(num_classes),
     )
     return model
@@ -129,10 +128,10 @@ def main(argv=None):
     splits, vectorizer, features, (train, val, test) = load_data(config, run)
     config = record_in_config(run, config, class_names=splits.class_names)
     # --tune, --lr-find, --overfit-batches, --kfold and --learning-rate auto: tfkit.modes.
-    fit_arguments = partial(text_fit_arguments, splits=splits, features=features)
     config = run_mode(
-        RECIPE, config, build_model, search_space, fit_arguments, strategy, run, splits
-    )
+        RECIPE, config, build_model, search_space, partial(fit_arguments, splits=splits),
+        strategy, run, splits,
+    )  # fmt: skip
     if config is None:
         return
 

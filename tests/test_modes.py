@@ -7,7 +7,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from recipes import dcgan_cifar10, imdb_conv1d
+from recipes import dcgan_cifar10, imdb_conv1d, text_ngrams
+from tfkit.data.ngrams import inverse_document_frequency, vectorize_ngrams
+from tfkit.data.splits import Splits, kfold_splits
+from tfkit.data.text import text_ids, vectorize
 from tfkit.diagnostics import lr_find
 from tfkit.errors import RunComplete
 
@@ -146,3 +149,53 @@ def test_bad_mode_flags_are_one_line_and_exit_2(flags, message, capsys):
         imdb_conv1d.main(TEXT + flags)
     assert exit_.value.code == 2
     assert message in capsys.readouterr().err
+
+
+def reviews(count):
+    """Two classes of short reviews; "zebra" is in the first text only."""
+    texts = [f"{'a fine' if i % 2 else 'an awful'} film {i % 5}" for i in range(count)]
+    texts[0] += " zebra"
+    return pd.DataFrame({"text": texts, "label": ["pos" if i % 2 else "neg" for i in range(count)]})
+
+
+@pytest.mark.parametrize("to_ids", [vectorize, vectorize_ngrams])
+def test_each_fold_is_vectorized_with_its_own_training_texts_vocabulary(tmp_path, to_ids):
+    table = reviews(24)
+    texts = (np.array([t.encode() for t in table["text"]], dtype=object), np.arange(24) % 2)
+    splits = Splits(texts, (texts[0][:0], texts[1][:0]), texts, "csv")
+    config = text_ngrams.Config(max_len=60)
+    ids, vectorizer = text_ids(config, splits, str(tmp_path), ngrams=2, to_ids=to_ids)
+    assert "zebra" in vectorizer.get_vocabulary()
+
+    folds = kfold_splits(ids, 2, seed=0)  # the texts, dealt: each fold is prepared on its own
+    assert all(fold.train[0].dtype == object for fold in folds)
+    lacking = []
+    for number, fold in enumerate(folds, start=1):
+        fold_ids = ids.prepare(fold, str(tmp_path / f"fold-{number}"))
+        vocabulary = (tmp_path / f"fold-{number}" / "vocabulary.txt").read_text().split("\n")
+        validated = b"zebra" in b" ".join(fold.val[0])
+        assert ("zebra" not in vocabulary) == validated
+        lacking.append(validated)
+        if to_ids is vectorize_ngrams:  # and its IDF from its training part only
+            idf = inverse_document_frequency(fold_ids.train[0], config.max_features)
+            film = vocabulary.index("film")
+            assert idf[film] == np.float32(np.log1p(12 / 13))  # N = df = 12 texts, not 24
+    assert sorted(lacking) == [False, True]
+
+
+@pytest.mark.slow
+def test_a_kfold_run_writes_each_folds_own_vocabulary(tmp_path):
+    reviews(24).to_csv(tmp_path / "train.csv", index=False)
+    reviews(6).iloc[1:].to_csv(tmp_path / "test.csv", index=False)
+    run = tmp_path / "run"
+    text_ngrams.main(
+        ["--data", "csv", "--data-dir", str(tmp_path), "--kfold", "2", "--no-final"]
+        + ["--epochs", "1", "--no-baseline", "--run-dir", str(run)]
+    )
+
+    def vocabulary(folder):
+        return (folder / "vocabulary.txt").read_text().split("\n")
+
+    assert "zebra" in vocabulary(run)  # the final model's, from all training texts
+    assert sorted("zebra" in vocabulary(run / f"fold-{i}") for i in (1, 2)) == [False, True]
+    assert len(pd.read_csv(run / "kfold.csv")) == 4  # two folds, their mean and std

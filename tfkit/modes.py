@@ -178,8 +178,11 @@ def cross_validate(recipe, config, build_model, fit_arguments, splits, strategy,
 
     Fold i trains in `fold-i/` (a run folder of its own: history, best model,
     diagnosis) on the other folds and validates on fold i, from the same initial
-    weights each time. A fold with its `metrics.json` is done and skipped, so a
-    stopped k-fold resumes with the fold it was in. The final model trains on all
+    weights each time. Inputs prepared by a step fitted on training data (a text
+    vocabulary, an IDF: `Splits.prepare`) are prepared again from each fold's training
+    part, so no fold sees its validation texts through them. A fold with its
+    `metrics.json` is done and skipped, so a stopped k-fold resumes with the fold it
+    was in. The final model trains on all
     training examples for the folds' mean best epoch (rounded half up) + 1 epochs; None
     with `--no-final`.
     """
@@ -208,7 +211,9 @@ def cross_validate(recipe, config, build_model, fit_arguments, splits, strategy,
             os.path.join(fold_run.dir, "config.json"),
             config_record(recipe, fold_config),
         )
-        new_session(config.seed, config.deterministic)  # every fold: the same initial weights
+        if splits.prepare is not None:  # its vocabulary (and IDF) from its training part only
+            fold = splits.prepare(fold, fold_run.dir)
+        new_session(config.seed, config.deterministic)  # every fold starts from the same initial weights
         with strategy.scope():
             model = build_model(config)
         arguments = fit_arguments(config, splits=fold)

@@ -4,8 +4,11 @@
 text is read once per run and not every epoch:
 
 1. once, up front: each text becomes the ids of its known words and word pairs
-   (`TextVectorization(ngrams=2, output_mode="int")`), kept as a padded int array like
-   the other text recipes' token ids (so resampling, k-fold and exact resume apply);
+   (`TextVectorization(ngrams=2, output_mode="int")`), kept as a `tf.RaggedTensor`, each
+   row as long as its text's n-grams: memory in proportion to the n-grams present, not
+   texts x the longest (a padded 100,000 x 2,000 array peaked at 1.8 GB). The pipeline
+   pads each batch to its longest row (`tfkit.data.text.batched_datasets`), so
+   resampling, k-fold and exact resume apply as to the other text recipes' ids;
 2. per batch, in the pipeline and in the exported model: the ids are counted and
    weighted by the inverse document frequency, `count * ln(1 + N / (1 + df))`, Keras's
    own TF-IDF formula (`tf_idf`).
@@ -22,37 +25,40 @@ PADDING, UNKNOWN = 0, 1  # the ids TextVectorization gives "" and "[UNK]"
 
 def ngram_ids(vectorizer, texts, length):
     """The ids of each text's known n-grams, in reading order, padded or cut to `length`."""
-    ids = vectorizer(texts)
-    known = tf.ragged.boolean_mask(ids, ids > UNKNOWN)
+    known = _known_ngrams(vectorizer, texts)
     return tf.cast(known.to_tensor(default_value=PADDING, shape=[None, length]), tf.int32)
 
 
 def vectorize_ngrams(vectorizer, texts, max_length, batch_size=2048):
-    """`ngram_ids` of a numpy array of texts, as an int32 array as wide as the longest text
-    needs, at most `max_length`."""
-    dataset = tf.data.Dataset.from_tensor_slices(list(texts)).batch(batch_size)
-    rows = [
-        ngram_ids(vectorizer, batch, max_length).numpy() for batch in dataset
-    ] or [np.zeros((0, max_length), dtype="int32")]
-    ids = np.concatenate(rows)
-    width = int((ids > PADDING).sum(axis=1).max(initial=1))
-    return np.ascontiguousarray(ids[:, :width])
+    """`ngram_ids` of a numpy array of texts without the padding: a `tf.RaggedTensor` of
+    int32 rows, each of the text's first `max_length` known n-grams at most."""
+    values, lengths = [np.zeros(0, dtype="int32")], [np.zeros(0, dtype="int64")]
+    for start in range(0, len(texts), batch_size):
+        batch = tf.constant(list(texts[start : start + batch_size]), dtype=tf.string)
+        known = _known_ngrams(vectorizer, batch)[:, :max_length]
+        values.append(known.flat_values.numpy().astype("int32"))
+        lengths.append(known.row_lengths().numpy())
+    return tf.RaggedTensor.from_row_lengths(np.concatenate(values), np.concatenate(lengths))
 
 
-def same_width(*arrays):
-    """The id arrays padded with `PADDING` to the widest one's width (the splits are joined
-    for k-fold and a final training)."""
-    width = max(array.shape[1] for array in arrays)
-    return [np.pad(array, ((0, 0), (0, width - array.shape[1]))) for array in arrays]
+def _known_ngrams(vectorizer, texts):
+    ids = vectorizer(texts)
+    return tf.ragged.boolean_mask(ids, ids > UNKNOWN)
 
 
-def inverse_document_frequency(ids, vocabulary_size):
-    """Keras's IDF, `ln(1 + N / (1 + df))`, of every id over the rows of `ids` (0 for padding
-    and unknown n-grams), as a float32 array of `vocabulary_size`."""
+def inverse_document_frequency(ids, vocabulary_size, rows_per_step=100_000):
+    """Keras's IDF, `ln(1 + N / (1 + df))`, of every id over the rows of `ids` (a
+    `tf.RaggedTensor`; 0 for padding and unknown n-grams), as a float32 array of
+    `vocabulary_size`. Counted `rows_per_step` rows at a time, in little memory."""
+    starts, values = ids.row_splits.numpy(), ids.flat_values.numpy()
     documents = np.zeros(vocabulary_size, dtype="int64")
-    for row in ids:
-        documents[np.unique(row)] += 1
-    idf = np.log1p(len(ids) / (1.0 + documents)).astype("float32")
+    for first in range(0, len(starts) - 1, rows_per_step):
+        last = min(first + rows_per_step, len(starts) - 1)
+        rows = np.repeat(np.arange(first, last), np.diff(starts[first : last + 1]))
+        # Each (text, id) pair once: a text holding an n-gram twice is one document of it.
+        pairs = np.unique(rows * vocabulary_size + values[starts[first] : starts[last]])
+        documents += np.bincount(pairs % vocabulary_size, minlength=vocabulary_size)
+    idf = np.log1p(int(ids.nrows()) / (1.0 + documents)).astype("float32")
     idf[[PADDING, UNKNOWN]] = 0.0
     return idf
 

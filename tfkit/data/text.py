@@ -61,12 +61,12 @@ def imdb_text_datasets(config, run=None):
 
     Returns:
         `(splits, vectorizer, (train, val, test))`: `splits` holds the token ids (for
-        search trials to re-batch without vectorizing again); `val` is None under
+        search trials to re-batch without vectorizing again) and the texts, which
+        k-fold vectorizes fold by fold (`text_ids`); `val` is None under
         `--retrain-best` and `--kfold`.
     """
     splits = text_splits(config, run)
-    vectorizer = text_vectorizer(config, splits.train[0], run.dir if run else None)
-    ids = vectorize_splits(splits, vectorizer, config.max_len)
+    ids, vectorizer = text_ids(config, splits, run.dir if run else None)
     if config.init_from:
         tokens = ids.train[0][ids.train[0] > 0]
         unknown = float((tokens == 1).mean()) if tokens.size else 0.0
@@ -91,6 +91,28 @@ def text_splits(config, run=None):
     if config.retrain_best or config.kfold:  # the final model learns from all of them
         splits = splits.with_validation_in_training()
     return splits
+
+
+def text_ids(config, splits, run_dir=None, ngrams=None, to_ids=vectorize):
+    """`splits` of texts as ids, by a vectorizer fitted on their training texts.
+
+    The vectorizer is `text_vectorizer`'s (its vocabulary goes to `run_dir`); every
+    split is turned into ids by `to_ids(vectorizer, texts, config.max_len)` (`vectorize`,
+    or `tfkit.data.ngrams.vectorize_ngrams`). The ids keep the texts (`raw`) and this
+    preparation (`prepare(fold, fold_dir)`): k-fold prepares each fold from its own
+    training texts, so a word seen only in a fold's validation part is not in its
+    vocabulary, as it would not be for a model that never saw those texts.
+
+    Returns:
+        `(ids, vectorizer)`: `Splits` of ids, the vectorizer of the whole training split.
+    """
+    vectorizer = text_vectorizer(config, splits.train[0], run_dir, ngrams=ngrams)
+    ids = vectorize_splits(splits, vectorizer, config.max_len, to_ids)
+
+    def prepare(fold, fold_dir=None):
+        return text_ids(config, fold, fold_dir, ngrams, to_ids)[0]
+
+    return dataclasses.replace(ids, raw=splits, prepare=prepare), vectorizer
 
 
 def text_vectorizer(config, texts, run_dir=None, ngrams=None):
@@ -173,33 +195,20 @@ def text_fit_arguments(config, splits, features=None):
     (`tfkit.modes`), adding the callbacks of their own. `features` as in
     `batched_datasets`.
     """
-    from tfkit.optim import class_weight_from_labels
-
-    from tfkit.callbacks import initial_bias, trained_counts
-    from tfkit.finetune import fine_tuning
+    from tfkit.classifier import classifier_fit_arguments
 
     train, val, _ = batched_datasets(
         splits, config.batch_size, config.seed, config.resample, features
     )
-    counts = trained_counts(splits.class_counts()["train"], config.resample)
-    class_weight = class_weight_from_labels(splits.train[1], config.class_weight)
-    return {
-        "x": train,
-        "validation_data": val,
-        "class_weight": class_weight,
-        "callbacks": [
-            train.epoch_order,
-            *fine_tuning(config),
-            *initial_bias(config, counts, class_weight),
-        ],
-    }
+    return classifier_fit_arguments(config, splits, train, val)
 
 
-def vectorize_splits(splits, vectorizer, sequence_length):
-    """`splits` with every text turned into `sequence_length` token ids, labels unchanged."""
+def vectorize_splits(splits, vectorizer, sequence_length, to_ids=vectorize):
+    """`splits` with every text turned into `sequence_length` token ids (by `to_ids`, as
+    `vectorize` does), labels unchanged."""
 
     def ids(split):
-        return vectorize(vectorizer, split[0], sequence_length), split[1]
+        return to_ids(vectorizer, split[0], sequence_length), split[1]
 
     return dataclasses.replace(
         splits, train=ids(splits.train), val=ids(splits.val), test=ids(splits.test)
@@ -213,32 +222,43 @@ def batched_datasets(splits, batch_size, seed, resample=None, features=None):
     epoch (`tfkit.data.order`), so a resumed run trains on the same batches; with
     `resample` ("over" or "under") each epoch holds every class equally often. Labels
     have shape `(batch, 1)`, float32 for two classes, `(batch,)` int32 class ids for
-    more; validation is None when the split is empty. `features`, when given, turns
-    each batch of ids into the model's inputs (e.g. `tfkit.data.ngrams.tf_idf`).
+    more; validation is None when the split is empty. Ids held as a `tf.RaggedTensor`
+    (`tfkit.data.ngrams`) are padded per batch, to its longest row. `features`, when
+    given, turns each batch of ids into the model's inputs (e.g. `tfkit.data.ngrams.tf_idf`).
     """
+    ragged = isinstance(splits.train[0], tf.RaggedTensor)
 
-    def arrays(split):
-        ids, labels = split
+    def labels_of(split):
         if len(splits.class_names) > 2:  # sparse categorical cross-entropy: class ids
-            return ids, np.asarray(labels, dtype="int32")
-        return ids, np.asarray(labels, dtype="float32").reshape(-1, 1)
+            return np.asarray(split[1], dtype="int32")
+        return np.asarray(split[1], dtype="float32").reshape(-1, 1)
 
-    def to_features(ids, labels):
-        return features(ids), labels
+    def model_inputs(ids, labels):
+        if isinstance(ids, tf.RaggedTensor):
+            ids = ids.to_tensor(default_value=0)
+        return (features(ids) if features else ids), labels
 
     def pipeline(split):
-        dataset = tf.data.Dataset.from_tensor_slices(arrays(split)).batch(batch_size)
-        if features:
-            dataset = dataset.map(to_features)
+        dataset = tf.data.Dataset.from_tensor_slices((split[0], labels_of(split)))
+        dataset = dataset.batch(batch_size)
+        if features or ragged:
+            dataset = dataset.map(model_inputs)
         return dataset.prefetch(tf.data.AUTOTUNE)
 
-    balance = Balance(splits.train[1], resample) if resample else None
+    ids, rows = splits.train[0], None
+    if ragged:  # the epoch's order picks rows by number; each batch gathers its rows
+        ids, rows = np.arange(int(ids.nrows())), ids
+
+    def train_inputs(batch):
+        ids, labels = batch
+        return model_inputs(tf.gather(rows, ids) if ragged else ids, labels)
+
     train = epoch_batches(
-        arrays(splits.train),
+        (ids, labels_of(splits.train)),
         batch_size,
         seed,
-        balance=balance,
-        map_fn=(lambda batch: to_features(*batch)) if features else None,
+        balance=Balance(splits.train[1], resample) if resample else None,
+        map_fn=train_inputs if features or ragged else None,
     )
     val = pipeline(splits.val) if len(splits.val[1]) else None
     return train, val, pipeline(splits.test)

@@ -1,0 +1,184 @@
+"""Peak memory of `text_ngrams`' data preparation and of `python -m tfkit predict`, by size.
+
+For each size (100,000 and 1,000,000 short generated texts by default), each step in a
+process of its own, so that one peak cannot hide another:
+
+- `ngrams`: `recipes.text_ngrams.load_data` on a CSV of that many texts, as a run
+  with `--no-baseline` does it: read the table, split it, adapt the vectorizer, turn
+  every text into its n-gram ids (`tfkit.data.ngrams`), count the IDF, make the
+  pipelines. Against the plain way it replaced: the dense `texts x --max-len` int32
+  array the ids were held in before (`dense_ids_mb`), and the same at the longest
+  row's width, to which it was then cut (`dense_cut_ids_mb`);
+- `predict`: `python -m tfkit predict` with an export of `text_ngrams` (trained for
+  one epoch on 2,000 texts) on a CSV of that many texts, writing a CSV.
+
+Peak RSS is the process's high-water mark: `VmHWM` for `ngrams`, `os.wait4`'s
+`ru_maxrss` for the predict command (which counts the size of the process it was
+forked from, so the texts are generated in a process of their own and this one stays
+small); `rss_before_mb` is the resident size before the step (Python, TensorFlow,
+the run folder), so the step itself added `peak_rss_mb - rss_before_mb`. Texts are
+4 to 20 words of a 5,000-word vocabulary (Zipf), each with a cue word of its class.
+Prints one JSON line per case.
+
+    python benchmarks/memory.py [--sizes 100000 1000000] [--cases ngrams predict]
+"""
+
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+import numpy as np
+import pandas as pd
+
+MB = 2**20
+
+
+def write_texts(path, count, seed=0, vocabulary_size=5000):
+    """`count` short texts of two classes as a CSV (text, label)."""
+    rng = np.random.default_rng(seed)
+    frequency = 1.0 / np.arange(1, vocabulary_size + 1)
+    lengths = rng.integers(4, 21, count)
+    words = rng.choice(vocabulary_size, lengths.sum(), p=frequency / frequency.sum())
+    words = np.char.add("w", words.astype(str))
+    labels = rng.integers(0, 2, count)
+    cues = np.where(labels == 1, "good", "bad")
+    texts = [
+        " ".join(row) + f" {cue}"
+        for row, cue in zip(np.split(words, np.cumsum(lengths)[:-1]), cues)
+    ]
+    pd.DataFrame({"text": texts, "label": np.where(labels == 1, "pos", "neg")}).to_csv(
+        path, index=False
+    )
+
+
+def generate(path, count, seed=0):
+    """`write_texts` in a process of its own, so that this one stays small (see above)."""
+    subprocess.run([sys.executable, __file__, "--write", path, str(count), str(seed)], check=True)
+
+
+def status_mb(field):
+    """`VmRSS` (resident now) or `VmHWM` (its peak) of this process, from /proc."""
+    with open("/proc/self/status") as file:
+        kilobytes = re.search(rf"^{field}:\s+(\d+) kB", file.read(), re.MULTILINE).group(1)
+    return int(kilobytes) * 1024 / MB
+
+
+def prepare_ngrams(table, folder):
+    """The `ngrams` case, in this process: `text_ngrams.load_data` on `table`."""
+    import tfkit.quiet  # noqa: F401
+    from recipes import text_ngrams
+    from tfkit.distribute import get_strategy
+    from tfkit.runs import start_run
+
+    config = text_ngrams.Config(data="csv", data_dir=table, baseline=False, export=False,
+                                run_dir=os.path.join(folder, "run"))  # fmt: skip
+    strategy = get_strategy(config.strategy, config.logical_cpus)
+    run = start_run(text_ngrams.RECIPE, config, strategy)
+    before = status_mb("VmRSS")
+    start = time.perf_counter()
+    splits, _, _, _ = text_ngrams.load_data(config, run)
+    seconds = time.perf_counter() - start
+    parts = (splits.train[0], splits.val[0], splits.test[0])
+    texts = sum(int(ids.nrows()) for ids in parts)
+    longest = max(int(ids.row_lengths().numpy().max(initial=0)) for ids in parts)
+    ragged = sum(ids.flat_values.numpy().nbytes + ids.row_splits.numpy().nbytes for ids in parts)
+    return {
+        "case": "ngrams",
+        "texts": texts,
+        "seconds": round(seconds, 1),
+        "rss_before_mb": round(before),
+        "peak_rss_mb": round(status_mb("VmHWM")),
+        "ragged_ids_mb": round(ragged / MB, 1),
+        "ngram_ids": sum(int(ids.flat_values.shape[0]) for ids in parts),
+        "max_len": config.max_len,
+        "dense_ids_mb": round(texts * config.max_len * 4 / MB, 1),
+        "longest_row": longest,
+        "dense_cut_ids_mb": round(texts * longest * 4 / MB, 1),
+    }
+
+
+def predict_memory(export, table, folder):
+    """The `predict` case: the command in a process of its own, its peak from `os.wait4`."""
+    output = os.path.join(folder, "predicted.csv")
+    command = [sys.executable, "-m", "tfkit", "predict", export, "--input", table,
+               "--output", output]  # fmt: skip
+    start = time.perf_counter()
+    log = os.path.join(folder, "predict.log")
+    with open(log, "wb") as file:
+        process = subprocess.Popen(command, cwd=ROOT, stdout=file, stderr=subprocess.STDOUT)
+        _, status, usage = os.wait4(process.pid, 0)  # its own usage, as it ends
+        process.returncode = os.waitstatus_to_exitcode(status)
+    seconds = time.perf_counter() - start
+    with open(log, "rb") as file:
+        out = file.read()
+    if status:
+        raise SystemExit(f"{' '.join(command)} failed:\n{out.decode()[-2000:]}")
+    return {
+        "case": "predict",
+        "texts": int(re.search(rb"predicted (\d+)", out).group(1)),
+        "seconds": round(seconds, 1),
+        "peak_rss_mb": round(usage.ru_maxrss * 1024 / MB),  # Linux: kilobytes
+    }
+
+
+def train_export(folder):
+    """An export of `text_ngrams`, trained for one epoch on a small table."""
+    table = os.path.join(folder, "small.csv")
+    generate(table, 2000, seed=1)
+    export = os.path.join(folder, "export")
+    subprocess.run(
+        [sys.executable, "-m", "recipes.text_ngrams", "--data", "csv", "--data-dir", table,
+         "--epochs", "1", "--no-baseline", "--run-dir", os.path.join(folder, "train-run"),
+         "--export-dir", export],
+        cwd=ROOT, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    return export
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
+    parser.add_argument("--cases", nargs="+", choices=["ngrams", "predict"],
+                        default=["ngrams", "predict"])  # fmt: skip
+    # The steps run in processes of their own:
+    parser.add_argument("--prepare", help=argparse.SUPPRESS)  # the ngrams case
+    parser.add_argument("--folder", help=argparse.SUPPRESS)
+    parser.add_argument("--write", nargs=3, help=argparse.SUPPRESS)  # path, count, seed
+    args = parser.parse_args()
+    if args.prepare:
+        print(json.dumps(prepare_ngrams(args.prepare, args.folder)))
+        return
+    if args.write:
+        write_texts(args.write[0], int(args.write[1]), int(args.write[2]))
+        return
+    folder = tempfile.mkdtemp(prefix="memory-")
+    try:
+        export = train_export(folder) if "predict" in args.cases else None
+        for size in args.sizes:
+            table = os.path.join(folder, f"texts-{size}.csv")
+            generate(table, size)
+            if "ngrams" in args.cases:
+                case = os.path.join(folder, f"ngrams-{size}")
+                result = subprocess.run(
+                    [sys.executable, __file__, "--prepare", table, "--folder", case],
+                    check=True, capture_output=True, text=True,
+                )  # fmt: skip
+                print(result.stdout.strip().splitlines()[-1], flush=True)
+            if "predict" in args.cases:
+                print(json.dumps(predict_memory(export, table, folder)), flush=True)
+            os.remove(table)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
