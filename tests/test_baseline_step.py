@@ -21,3 +21,27 @@ def test_a_training_run_trains_its_baseline_once_and_says_what_kind(tmp_path, qu
     assert metrics["baseline"]["kind"] == "text" and metrics["baseline"]["test"]
     lines = capsys.readouterr().out.splitlines()
     assert sum(line.startswith("baseline (TF-IDF") for line in lines) == 1  # trained once
+
+
+def test_a_resume_under_no_baseline_keeps_the_baseline_the_run_trained(tmp_path):
+    from types import SimpleNamespace
+
+    from tfkit.baseline import BASELINE_FILE, train_baseline
+    from tfkit.runs import Run
+
+    saved = {"kind": "text", "model": "TF-IDF", "val": None, "test": {"accuracy": 0.9,
+             "macro_f1": 0.9}, "seconds": 1.0}  # fmt: skip
+    (tmp_path / BASELINE_FILE).write_text(json.dumps(saved))
+    config = SimpleNamespace(baseline=False, seed=1, deterministic=False)
+    run = Run("imdb_conv1d", str(tmp_path), config, strategy=None, baseline_data=("text", None))
+    assert train_baseline(run, config) == saved and run.results["baseline"] == saved
+    (tmp_path / BASELINE_FILE).unlink()  # a run that never had one trains none
+    assert train_baseline(run, config) is None
+
+
+def test_text_ngrams_computes_in_the_precision_it_is_given(tmp_path, quick_flags):
+    from recipes import text_ngrams
+
+    text_ngrams.main(quick_flags + ["--mixed-precision", "bf16", "--no-export"])
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["mixed_precision"] == "mixed_bfloat16"

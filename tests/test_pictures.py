@@ -1,6 +1,7 @@
 """A folder of one's own pictures for the DCGAN: formats, modes, sizes, broken files."""
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -186,3 +187,20 @@ def test_a_picture_layout_that_would_mislead_training_is_refused_in_one_line(
     with pytest.raises(DataError, match=message) as refused:
         load_picture_classes(folder)
     assert "\n" not in str(refused.value)
+
+
+def test_a_decompression_bomb_and_a_fifo_are_skipped_not_decoded(tmp_path):
+    from PIL import Image
+
+    from tfkit.data.pictures import load_picture_classes
+
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+        for i in range(2):
+            Image.new("RGB", (8, 8), (i * 90, 40, 40)).save(tmp_path / name / f"{i}.png")
+    Image.new("L", (10_000, 10_000)).save(tmp_path / "a" / "bomb.png")  # 100 KB, 10^8 pixels
+    os.mkfifo(tmp_path / "b" / "pipe.png")  # reading it would block forever
+    train, _, _, skipped = load_picture_classes(str(tmp_path), size=8)
+    assert len(train[1]) == 4
+    assert [s["file"] for s in skipped] == [os.path.join("a", "bomb.png")]
+    assert "10000x10000 pixels" in skipped[0]["error"]

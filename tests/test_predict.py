@@ -62,6 +62,25 @@ def test_a_text_export_labels_a_table_keeping_its_columns(tmp_path, capsys):
                             capsys)  # fmt: skip
     assert code == 2 and "already has the column(s) predicted_label" in printed.err
     assert not (tmp_path / "o.csv").exists()
+    # The input itself, or a folder, as the output: refused before any work.
+    before = (tmp_path / "new.csv").read_bytes()
+    code, printed = run_cli(["predict", str(tmp_path / "export"), "--input", str(tmp_path / "new.csv"),
+                             "--output", str(tmp_path / "." / "new.csv")], capsys)  # fmt: skip
+    assert code == 2 and "is the input" in printed.err
+    assert (tmp_path / "new.csv").read_bytes() == before
+    (tmp_path / "folder.csv").mkdir()
+    code, printed = run_cli(["predict", str(tmp_path / "export"), "--input", str(tmp_path / "new.csv"),
+                             "--output", str(tmp_path / "folder.csv")], capsys)  # fmt: skip
+    assert code == 2 and "is a folder" in printed.err
+    # A TSV keeps a text that begins with a quote as written, and says how to read it back.
+    quoted = new.assign(text='"goal" said the coach: ' + new["text"])
+    quoted.to_csv(tmp_path / "quoted.csv", index=False)
+    code, printed = run_cli(["predict", str(tmp_path / "export"), "--input",
+                             str(tmp_path / "quoted.csv"), "--output", str(tmp_path / "q.tsv")],
+                            capsys)  # fmt: skip
+    assert code == 0 and "quoting=csv.QUOTE_NONE" in printed.out
+    back = pd.read_csv(tmp_path / "q.tsv", sep="\t", quoting=3, dtype=str, keep_default_na=False)
+    assert list(back["text"]) == list(quoted["text"])
 
 
 def picture_export(tmp_path, class_names=("cat", "dog")):

@@ -49,13 +49,16 @@ def epoch_budget(train_examples):
 def train_baseline(run, config):
     """The run's baseline, on the splits its data step left in `run.baseline_data`.
 
-    Trained (or read from `baseline.json`) unless `--no-baseline`, put in
+    Trained unless `--no-baseline` (read from `baseline.json` where the run has one,
+    whatever that flag says on a resume), put in
     `run.results["baseline"]` (metrics.json) and printed. The run then goes on in a new
     Keras session, seeded again and with its precision policy, whether the baseline was
     trained or read: a resumed run builds its model from the very state a new one does.
     """
-    if run.baseline_data is None or not config.baseline:
+    if run.baseline_data is None:
         return None
+    if not config.baseline and not os.path.exists(os.path.join(run.dir, BASELINE_FILE)):
+        return None  # --no-baseline; a baseline this run already trained is still read
     kind, splits = run.baseline_data
     train = {"text": text_baseline, "pixels": pixel_baseline}[kind]
     run.results["baseline"] = baseline = train(splits, config.seed, run.dir)

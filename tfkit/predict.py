@@ -25,7 +25,7 @@ from tfkit.data.decode import error_reason
 from tfkit.data.pictures import picture_files
 from tfkit.errors import DataError, UsageError
 from tfkit.export import CLASS_NAMES_SIGNATURE, latest_version_dir
-from tfkit.tables import TABLE_FORMATS, check_tsv, read_table, write_table
+from tfkit.tables import TABLE_FORMATS, check_tsv, leading_quotes, read_table, write_table
 
 INPUTS = ("text", "image_bytes")
 
@@ -170,6 +170,17 @@ def read_inputs(path, input_name, text_column):
     return table, [str(text).encode("utf-8") for text in table[text_column]], skipped
 
 
+def _refuse_taken(input_path, frame, columns):
+    """Refuses an input that already has `predicted_label` or one of `columns`: its own
+    values would be overwritten."""
+    taken = sorted({"predicted_label", *columns} & set(map(str, frame.columns)))
+    if taken:
+        raise UsageError(
+            f"{input_path} already has the column(s) {', '.join(taken)} that predict writes; "
+            "rename them first"
+        )
+
+
 def predict(export_dir, input_path, output_path, text_column="text", batch_size=64):
     """Labels `input_path` with the export and writes `output_path`; returns the counts.
 
@@ -187,10 +198,18 @@ def predict(export_dir, input_path, output_path, text_column="text", batch_size=
         raise UsageError(
             f"--output must end in {', '.join(TABLE_FORMATS)}. Received: {output_path}"
         )
+    if os.path.isdir(output_path):
+        raise UsageError(f"--output {output_path} is a folder; give a file path")
+    if os.path.exists(output_path) and os.path.samefile(output_path, input_path):
+        raise UsageError(
+            f"--output {output_path} is the input: write the labels to another file"
+        )
     serve, input_name, class_names, version = load_classifier(export_dir)
     frame, inputs, skipped = read_inputs(input_path, input_name, text_column)
-    if suffix == ".tsv":  # refused before the work, not after it
+    # Refused before the work, not after it.
+    if suffix == ".tsv":
         check_tsv(frame, output_path)
+    _refuse_taken(input_path, frame, [f"probability_{n}" for n in class_names if n is not None])
     progress = None
     if sys.stdout.isatty() and inputs:
         import keras
@@ -210,13 +229,13 @@ def predict(export_dir, input_path, output_path, text_column="text", batch_size=
     kept = [index for index, _, _ in rows]
     result = frame.iloc[kept].reset_index(drop=True)
     columns = class_columns(class_names, rows)
-    taken = sorted({"predicted_label", *columns} & set(map(str, result.columns)))
-    if taken:  # the input's own values would be overwritten
-        raise UsageError(
-            f"{input_path} already has the column(s) {', '.join(taken)} that predict writes; "
-            "rename them first"
-        )
+    _refuse_taken(input_path, result, columns)  # the names an export without them gave
     result["predicted_label"] = [label for _, _, label in rows]
     probabilities = pd.DataFrame(np.stack([p for _, p, _ in rows]), columns=columns)
-    write_table(pd.concat([result, probabilities], axis=1), output_path)
+    written = pd.concat([result, probabilities], axis=1)
+    write_table(written, output_path)
+    if suffix == ".tsv" and leading_quotes(written):
+        print(f"note: {leading_quotes(written)} text(s) of {output_path} begin with a quote, "
+              "kept as written (TSV has no quoting): read it with pandas' "
+              "read_csv(sep='\\t', quoting=csv.QUOTE_NONE)")  # fmt: skip
     return {"predicted": len(rows), "skipped": skipped, "export": version}

@@ -102,6 +102,17 @@ def check_tsv(frame, path):
             _refuse_tsv(path, f"row {row} (column {column!r})")
 
 
+def leading_quotes(frame):
+    """How many text fields of `frame` begin with a double quote.
+
+    A TSV has no quoting and keeps them as written, but readers that assume CSV's quoting
+    (pandas' `read_csv(sep="\t")` by default) take such a field for a quoted one.
+    """
+    texts = frame.select_dtypes(include=["object", "string"])
+    return int(sum(texts[c].map(lambda v: isinstance(v, str) and v[:1] == '"').sum()
+                   for c in texts.columns))  # fmt: skip
+
+
 def _refuse_tsv(path, where):
     raise UsageError(
         f"{path}: a TSV has no quoting, so it cannot hold the tab or line break in {where}; "

@@ -17,6 +17,7 @@ broken file without naming it (as `image_dataset_from_directory` does).
 
 import functools
 import os
+import warnings
 
 import numpy as np
 import tensorflow as tf
@@ -102,10 +103,11 @@ def load_picture_classes(folder, size=32):
             paths = sorted(picture_files(class_dir)) if os.path.isdir(class_dir) else []
             for path in paths:
                 try:
+                    check_pixel_count(path)
                     with open(path, "rb") as file:
                         images.append(pixels(tf.constant(file.read())).numpy())
                     labels.append(label)
-                except (OSError, tf.errors.InvalidArgumentError) as error:
+                except (OSError, ValueError, tf.errors.InvalidArgumentError) as error:
                     skipped.append(
                         {"file": os.path.relpath(path, folder), "error": _why(path, error)}
                     )
@@ -168,6 +170,8 @@ def _why(path, error):
     """One line on a file training cannot use, with the fix when its format is the cause."""
     if isinstance(error, OSError):
         return error.strerror or str(error)
+    if isinstance(error, ValueError):  # check_pixel_count's
+        return str(error)
     reason = error_reason(error)
     try:  # a picture Pillow reads (TIFF, WebP, a 16-bit BMP...) that the export cannot
         with Image.open(path) as picture:
@@ -189,12 +193,38 @@ def _subfolders(folder):
 
 
 def picture_files(folder):
-    """Every file under `folder`, nested folders too, hidden ones left out."""
+    """Every regular file under `folder`, nested folders too, hidden ones left out (a FIFO or
+    a device would block the read that follows)."""
     for root, folders, names in os.walk(folder):
         folders[:] = [name for name in folders if not name.startswith(".")]
         for name in names:
-            if not name.startswith("."):  # .DS_Store and the like
-                yield os.path.join(root, name)
+            path = os.path.join(root, name)
+            if not name.startswith(".") and os.path.isfile(path):  # .DS_Store and the like
+                yield path
+
+
+def check_pixel_count(path):
+    """Refuses a picture of more pixels than Pillow's decompression-bomb limit, from its header.
+
+    A 100 KB PNG can hold 10,000 x 10,000 pixels, and decoding it whole takes gigabytes.
+
+    Raises:
+        ValueError: naming its size and the limit.
+    """
+    try:
+        with warnings.catch_warnings():  # its DecompressionBombWarning: refused below instead
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as picture:  # reads the header only
+                width, height = picture.size
+    except Image.DecompressionBombError as error:
+        raise ValueError(str(error)) from None
+    except OSError:
+        return  # not a picture Pillow reads: the decoder names what it is
+    if width * height > Image.MAX_IMAGE_PIXELS:
+        raise ValueError(
+            f"{width}x{height} pixels, more than the {Image.MAX_IMAGE_PIXELS:,} a picture may "
+            "have (a decompression bomb?); shrink it first"
+        )
 
 
 def read_picture(path, min_side=None):
