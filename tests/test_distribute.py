@@ -120,7 +120,7 @@ def run_python(code_or_args, timeout=240, **env):
 
 def text_run(run_dir, epochs, *flags):
     """`python -m recipes.imdb_conv1d` on small synthetic data, every epoch run."""
-    return ["-m", "recipes.imdb_conv1d", "--data", "synthetic", "--max-examples", "256",
+    return ["-m", "recipes.imdb_conv1d", "--data", "synthetic", "--max-examples", "256", "--no-baseline",
             "--batch-size", "32", "--epochs", str(epochs), "--early-stopping-patience", "99",
             "--run-dir", str(run_dir), *flags]  # fmt: skip
 
@@ -148,7 +148,7 @@ def test_mirrored_step_equals_the_single_device_step_with_class_weights_and_clip
 
 @pytest.mark.slow
 def test_a_recipe_and_a_search_run_mirrored_on_two_logical_cpus(tmp_path):
-    common = ["--strategy", "mirrored", "--logical-cpus", "2", "--data", "synthetic",
+    common = ["--strategy", "mirrored", "--logical-cpus", "2", "--data", "synthetic", "--no-baseline",
               "--max-examples", "64", "--epochs", "1", "--batch-size", "32"]  # fmt: skip
     result = run_python(["-m", "recipes.imdb_conv1d", *common, "--run-dir", str(tmp_path / "run"),
                          "--export-dir", str(tmp_path / "export")])  # fmt: skip

@@ -14,7 +14,8 @@ from tfkit.data.text import text_ids, vectorize
 from tfkit.diagnostics import lr_find
 from tfkit.errors import RunComplete
 
-TEXT = ["--data", "synthetic", "--max-examples", "400", "--batch-size", "32", "--no-export"]
+TEXT = ["--data", "synthetic", "--max-examples", "400", "--batch-size", "32", "--no-export",
+        "--no-baseline"]
 
 
 def test_lr_find_writes_the_curve_and_a_suggestion_and_trains_nothing(tmp_path, capsys):
@@ -106,12 +107,13 @@ def test_overfit_batches_says_whether_the_model_fits(tmp_path, capsys):
     run = tmp_path / "run"
     imdb_conv1d.main(
         TEXT + ["--overfit-batches", "2", "--learning-rate", "1e-3", "--run-dir", str(run)]
+        + ["--baseline"]  # asked for, yet not trained: the check trains no model to judge
     )
     result = json.loads((run / "overfit.json").read_text())
     assert result["fits"] is True and result["batches"] == 2
     assert result["final_loss"] <= 0.1 * result["first_loss"]
     assert "fits: training loss" in capsys.readouterr().out
-    assert not (run / "metrics.json").exists()
+    assert not (run / "metrics.json").exists() and not (run / "baseline.json").exists()
 
 
 def test_a_model_that_cannot_learn_is_told_so(tmp_path, capsys):

@@ -112,7 +112,7 @@ def test_kfold_trains_each_fold_then_the_final_model_and_resumes_fold_by_fold(tm
     run = tmp_path / "run"
     command = [
         "--data", "synthetic", "--max-examples", "48", "--epochs", "2", "--batch-size", "16",
-        "--run-dir", str(run), "--export-dir", str(tmp_path / "export"), "--kfold", "3",
+        "--no-baseline", "--run-dir", str(run), "--export-dir", str(tmp_path / "export"), "--kfold", "3",
     ]  # fmt: skip
     imdb_conv1d.main(command)
     table = pd.read_csv(run / "kfold.csv")
@@ -140,7 +140,7 @@ def test_kfold_without_a_final_model_records_the_folds_only(tmp_path):
     run = tmp_path / "run"
     imdb_conv1d.main(
         ["--data", "synthetic", "--max-examples", "32", "--epochs", "1", "--batch-size", "16"]
-        + ["--run-dir", str(run), "--no-export", "--kfold", "2", "--no-final"]
+        + ["--run-dir", str(run), "--no-export", "--kfold", "2", "--no-final", "--no-baseline"]
     )
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["kfold"]["folds"] == 2 and metrics["kfold"]["final_epochs"] is None
@@ -157,7 +157,7 @@ def _source_run(tmp_path):
 
 FINE_TUNE_FLAGS = [
     "--data", "synthetic", "--max-examples", "200", "--batch-size", "32", "--no-export",
-    "--learning-rate", "3e-3",
+    "--learning-rate", "3e-3", "--no-baseline",
 ]  # fmt: skip
 
 

@@ -57,7 +57,7 @@ def report(run_dir):
 
 def test_a_classifier_report_holds_everything_on_one_page(tmp_path):
     run = tmp_path / "run"
-    flags = ["--data", "synthetic", "--max-examples", "300", "--batch-size", "32"]
+    flags = ["--data", "synthetic", "--max-examples", "300", "--batch-size", "32", "--no-baseline"]
     imdb_conv1d.main(flags + ["--epochs", "2", "--grad-norm-every", "2", "--run-dir", str(run)])
     page = report(run)
     assert page.headings == [

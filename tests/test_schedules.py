@@ -47,7 +47,8 @@ def test_each_schedule_as_a_function_of_the_step():
 
 def test_the_lr_column_shows_a_cosine_with_warm_up(tmp_path):
     run = tmp_path / "run"
-    flags = ["--data", "synthetic", "--max-examples", "320", "--batch-size", "32", "--epochs", "4"]
+    flags = ["--data", "synthetic", "--max-examples", "320", "--batch-size", "32", "--epochs", "4",
+             "--no-baseline"]
     schedule = ["--lr-schedule", "cosine", "--warmup-epochs", "1", "--learning-rate", "1e-3"]
     imdb_conv1d.main(flags + schedule + ["--run-dir", str(run), "--no-export"])
     history = pd.read_csv(run / "history.csv")

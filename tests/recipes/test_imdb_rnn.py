@@ -43,6 +43,7 @@ def test_a_killed_run_resumes_at_the_right_epoch(tmp_path):
         sys.executable, "-m", "recipes.imdb_rnn", "--cell", "simple_rnn", "--data", "synthetic",
         "--max-examples", "512", "--batch-size", "32", "--epochs", str(epochs),
         "--early-stopping-patience", "99", "--run-dir", str(tmp_path / "run"), "--no-export",
+        "--no-baseline",
     ]
     history = tmp_path / "run" / "history.csv"
     rows_at_kill = kill_after_epochs(command, history, 2, epochs)
