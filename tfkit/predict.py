@@ -234,8 +234,9 @@ def predict(export_dir, input_path, output_path, text_column="text", batch_size=
     probabilities = pd.DataFrame(np.stack([p for _, p, _ in rows]), columns=columns)
     written = pd.concat([result, probabilities], axis=1)
     write_table(written, output_path)
-    if suffix == ".tsv" and leading_quotes(written):
-        print(f"note: {leading_quotes(written)} text(s) of {output_path} begin with a quote, "
+    quoted = leading_quotes(written) if suffix == ".tsv" else 0
+    if quoted:
+        print(f"note: {quoted} text(s) of {output_path} begin with a quote, "
               "kept as written (TSV has no quoting): read it with pandas' "
               "read_csv(sep='\\t', quoting=csv.QUOTE_NONE)")  # fmt: skip
     return {"predicted": len(rows), "skipped": skipped, "export": version}
