@@ -45,7 +45,7 @@ class Config(ClassifierConfig):
     ngrams: int = flag(2, "longest word n-gram: 2 counts words and word pairs (DLwP ch. 11)")
     max_features: int = flag(20_000, "n-grams kept, the commonest (DLwP ch. 11: 20,000)")
     max_len: int = flag(2_000, "known n-grams read per text, at most (longer texts are cut)")
-    units: int = flag(16, "width of the hidden Dense layer (DLwP ch. 11: 16)")
+    units: int = flag(16, "width of the hidden Dense layer (DLwP ch. 11: 16); 0: none, a linear model")
     dropout: float = flag(0.5, "dropout before the output (DLwP ch. 11: 0.5)")
     learning_rate: float | str = flag(1e-3, "RMSprop's default; auto: --lr-find's")
     batch_size: int = flag(32, "small batches: many steps even on a few thousand texts")
@@ -53,7 +53,8 @@ class Config(ClassifierConfig):
 
     def __post_init__(self):
         super().__post_init__()
-        check_at_least(self, 1, "ngrams", "max_len", "units")
+        check_at_least(self, 1, "ngrams", "max_len")
+        check_at_least(self, 0, "units")
         check_at_least(self, 3, "max_features")  # padding, [UNK] and one n-gram
 
 
@@ -83,13 +84,17 @@ def fit_arguments(config, splits):
 
 
 def build_model(config):
-    """TF-IDF vectors of `max_features` n-grams -> Dense(units, relu) -> Dropout -> classes."""
+    """TF-IDF vectors of `max_features` n-grams -> Dense(units, relu) -> Dropout -> classes.
+
+    `--units 0` leaves out the hidden layer: the linear model on TF-IDF, the baseline's.
+    """
     l2 = keras.regularizers.L2(config.l2) if config.l2 else None
     num_classes = len(config.class_names)
+    hidden = [layers.Dense(config.units, activation="relu", kernel_regularizer=l2)] if config.units else []
     model = keras.Sequential(
         [
             keras.Input(shape=(config.max_features,)),
-            layers.Dense(config.units, activation="relu", kernel_regularizer=l2),
+            *hidden,
             layers.Dropout(config.dropout),
             # Two classes: one sigmoid, as the other text recipes; more: a softmax.
             classifier_output(num_classes),

@@ -18,6 +18,12 @@ def python_env():
     return env
 
 
+def pytest_collection_modifyitems(items):
+    """The slow end-to-end tests first: under `-n 2` the quick ones then fill both workers
+    to the end, instead of one worker finishing a long test alone."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
 @pytest.fixture
 def quick_flags(tmp_path):
     """Flags for a run of a few seconds on synthetic data inside tmp_path.

@@ -67,6 +67,29 @@ class EpochStats(keras.callbacks.Callback):
         logs["examples_per_second"] = examples / train_seconds
 
 
+class TimeLimit(keras.callbacks.Callback):
+    """`--time-limit`: stops training once `seconds` have passed since `fit` began.
+
+    Checked after every step: the epoch under way ends there, is validated and logged,
+    and EarlyStopping (`restore_best_weights`) puts back the best epoch's weights, so
+    the run evaluates and exports as one that stopped early. `stopped` says if it fired.
+    """
+
+    def __init__(self, seconds):
+        super().__init__()
+        self.seconds = seconds
+        self.stopped = False
+
+    def on_train_begin(self, logs=None):
+        self._start = time.monotonic()
+
+    def on_train_batch_end(self, batch, logs=None):
+        if not self.stopped and time.monotonic() - self._start > self.seconds:
+            self.stopped = True
+            self.model.stop_training = True
+            print(f"\ntime limit: {self.seconds:g} s of training reached; stopping here")
+
+
 class ScheduledLearningRate(keras.callbacks.Callback):
     """Sets the learning rate before every step from `--lr-schedule` (`scheduled_learning_rate`).
 
@@ -257,6 +280,7 @@ def standard_callbacks(config, run, train, splits):
         *learning_rate_schedule(config),
         EpochStats(train.epoch_order.num_examples),
         keras.callbacks.TerminateOnNaN(),
+        *([TimeLimit(config.time_limit)] if config.time_limit else []),
         *remembered,  # the gradient monitor last: its logs go to history.csv
         HistoryCSV(os.path.join(run.dir, "history.csv")),
         keras.callbacks.TensorBoard(os.path.join(run.dir, "logs")),

@@ -67,6 +67,10 @@ class TrainConfig:
 
     # Optimisation.
     epochs: int = flag(10, "passes over the training data (002 §2.2 and §3.6 run 10)")
+    time_limit: float = flag(
+        0.0, "stop training after N seconds (the best epoch's weights kept), then evaluate "
+        "and export as usual; 0: no limit"
+    )
     batch_size: int = flag(128, "global batch size (002 §1.22: minibatch 128)")
     optimizer: str = flag("rmsprop", "Keras optimizer name (the documents use RMSprop)", OPTIMIZERS)
     learning_rate: float | str = flag(
@@ -183,7 +187,7 @@ class TrainConfig:
         check_finite(self)
         check_at_least(self, 1, "epochs", "max_trials", "executions_per_trial")
         check_at_least(self, 0, "logical_cpus", "backup_every", "grad_norm_every")
-        check_at_least(self, 0, "warmup_epochs", "min_learning_rate")
+        check_at_least(self, 0, "warmup_epochs", "min_learning_rate", "time_limit")
         check_above(self, 0, "lr_decay_epochs")
         check_inside(self, 0, 1, "lr_decay_factor")
         _check(
@@ -370,7 +374,9 @@ class ClassifierConfig(TrainConfig):
         # The LR is divided by it at the unfreeze, epochs into the run: 0 would divide by zero.
         check_above(self, 0, "fine_tune_lr_factor")
         _check(0 <= self.dropout < 1, "dropout must be in [0, 1)", dropout=self.dropout)
-        check_inside(self, 0, 1, "validation_split", "reduce_lr_factor")
+        check_inside(self, 0, 1, "reduce_lr_factor")
+        _check(0 <= self.validation_split < 1, "validation_split must be in [0, 1) (0: train on "
+               "all the training data, for --epochs)", validation_split=self.validation_split)
         parse_class_weight(self.class_weight)  # raises ValueError when malformed
         _check(
             self.kfold == 0 or self.kfold >= 2, "kfold must be >= 2 (or 0: off)", kfold=self.kfold

@@ -10,14 +10,20 @@ New files take the mode the user's umask gives (0644 under umask 022), as a plai
 TensorBoard or a teammate running as another user cannot read.
 """
 
+import atexit
 import contextlib
 import fcntl
 import json
 import os
 import secrets
 import shutil
+import socket
+import typing
+
+from tfkit.errors import UsageError
 
 TEMPORARY = ".tmp-"  # the prefix of a file being written; run-folder checks skip these
+LOCK_FILE = ".lock"
 
 
 @contextlib.contextmanager
@@ -142,3 +148,56 @@ def _remove(path):
     else:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(path)
+
+
+class FolderLock:
+    """An exclusive `flock` on `<folder>/.lock`, which holds the owner's process id.
+
+    The kernel drops the lock when its process dies, however it dies, so a lock file
+    left by a killed run is stale and simply taken over.
+    """
+
+    _held: typing.ClassVar[dict] = {}  # path -> lock, so a run that failed in this process never blocks the next
+
+    def __init__(self, folder, name=LOCK_FILE):
+        self.path = os.path.join(folder, name)
+        self.fd = None
+
+    def acquire(self):
+        """Takes the lock; raises `UsageError` naming the process that holds it."""
+        os.makedirs(os.path.dirname(self.path) or ".", exist_ok=True)
+        previous = FolderLock._held.pop(os.path.abspath(self.path), None)
+        if previous:
+            previous.release()
+        while True:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                owner = os.read(fd, 200).decode(errors="replace").split("\n")[0] or "?"
+                os.close(fd)
+                raise UsageError(
+                    f"{os.path.dirname(self.path)} is in use by process {owner}; wait for it "
+                    "to end (or stop it), or use another --run-dir"
+                ) from None
+            try:  # the owner may have removed the file between our open and flock
+                if os.stat(self.path).st_ino == os.fstat(fd).st_ino:
+                    break
+            except FileNotFoundError:
+                pass
+            os.close(fd)
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n{socket.gethostname()}\n".encode())
+        self.fd = fd
+        FolderLock._held[os.path.abspath(self.path)] = self
+        atexit.register(self.release)
+        return self
+
+    def release(self):
+        if self.fd is None:
+            return
+        FolderLock._held.pop(os.path.abspath(self.path), None)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.path)
+        os.close(self.fd)  # closing drops the flock
+        self.fd = None

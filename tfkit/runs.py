@@ -3,32 +3,26 @@
 A run folder belongs to the config that made it, and to one process at a time.
 """
 
-import atexit
-import contextlib
 import dataclasses
 import datetime
-import fcntl
 import json
 import os
 import shutil
-import socket
-
 
 from tfkit import signals
-from tfkit.figures import confusion_figure, plot_history, save_figure
-from tfkit.files import TEMPORARY, plain, remove_temporaries, write_json
 from tfkit.distribute import chief_or_temporary, describe, is_chief
 from tfkit.errors import RunComplete, RunStateError, UsageError
+from tfkit.figures import confusion_figure, plot_history, save_figure
+from tfkit.files import LOCK_FILE, TEMPORARY, FolderLock, plain, remove_temporaries, write_json
 from tfkit.metrics import without_predictions
 from tfkit.session import new_session
-
 
 # Flags that say where and how a run goes, not what it trains: they may differ when a
 # run folder is reused. Every other flag must match the config.json of the folder.
 NOT_TRAINING_FLAGS = frozenset(
     {
         "run_dir", "export_dir", "export", "overwrite", "backup_every", "grad_norm_every",
-        "strategy", "logical_cpus", "jit_compile", "verbose",
+        "strategy", "logical_cpus", "jit_compile", "verbose", "time_limit",
         "tune", "tuner", "max_trials", "executions_per_trial", "objective", "retrain_best",
         "lr_find", "overfit_batches", "baseline",
         "class_names",  # what the data holds, recorded once it is read
@@ -36,7 +30,6 @@ NOT_TRAINING_FLAGS = frozenset(
 )  # fmt: skip
 # Flags that name a file or folder: recorded and compared resolved.
 PATH_FLAGS = ("data_dir", "init_from", "run_dir", "export_dir", "retrain_best")
-LOCK_FILE = ".lock"
 
 
 def default_run_dir(recipe):
@@ -262,59 +255,6 @@ def _diagnose(run, history_csv, record, labels=None):
     print(verdict.describe(diagnosis))
     print(f"report: python -m tfkit report {run.dir}")
     return diagnosis
-
-
-class FolderLock:
-    """An exclusive `flock` on `<folder>/.lock`, which holds the owner's process id.
-
-    The kernel drops the lock when its process dies, however it dies, so a lock file
-    left by a killed run is stale and simply taken over.
-    """
-
-    _held = {}  # path -> lock, so a run that failed in this process never blocks the next
-
-    def __init__(self, folder, name=LOCK_FILE):
-        self.path = os.path.join(folder, name)
-        self.fd = None
-
-    def acquire(self):
-        """Takes the lock; raises `UsageError` naming the process that holds it."""
-        os.makedirs(os.path.dirname(self.path) or ".", exist_ok=True)
-        previous = FolderLock._held.pop(os.path.abspath(self.path), None)
-        if previous:
-            previous.release()
-        while True:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                owner = os.read(fd, 200).decode(errors="replace").split("\n")[0] or "?"
-                os.close(fd)
-                raise UsageError(
-                    f"{os.path.dirname(self.path)} is in use by process {owner}; wait for it "
-                    "to end (or stop it), or use another --run-dir"
-                ) from None
-            try:  # the owner may have removed the file between our open and flock
-                if os.stat(self.path).st_ino == os.fstat(fd).st_ino:
-                    break
-            except FileNotFoundError:
-                pass
-            os.close(fd)
-        os.ftruncate(fd, 0)
-        os.write(fd, f"{os.getpid()}\n{socket.gethostname()}\n".encode())
-        self.fd = fd
-        FolderLock._held[os.path.abspath(self.path)] = self
-        atexit.register(self.release)
-        return self
-
-    def release(self):
-        if self.fd is None:
-            return
-        FolderLock._held.pop(os.path.abspath(self.path), None)
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(self.path)
-        os.close(self.fd)  # closing drops the flock
-        self.fd = None
 
 
 def training_differences(saved, current):

@@ -36,6 +36,24 @@ def test_the_model_is_a_bag_of_ngrams_then_a_small_dense():
     assert model.output_shape == (None, 3)
 
 
+def test_units_0_is_the_linear_model_on_tf_idf():
+    model = text_ngrams.build_model(text_ngrams.Config(units=0, class_names=("a", "b", "c")))
+    assert [layer.__class__.__name__ for layer in model.layers] == ["Dropout", "Dense"]
+    assert model.count_params() == 20_000 * 3 + 3
+
+
+def test_a_final_fit_on_all_the_training_data_stopped_by_its_time_limit(tmp_path, quick_flags):
+    """`--validation-split 0` trains on every training example (no validation, so no early
+    stop); `--time-limit` then ends the training, and the run evaluates and exports."""
+    flags = [*quick_flags, "--max-examples", "512", "--epochs", "1000", "--units", "0"]
+    text_ngrams.main([*flags, "--validation-split", "0", "--time-limit", "3"])
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["val_examples"] == 0 and metrics["train_examples"] == 512
+    history = pd.read_csv(tmp_path / "run" / "history.csv")
+    assert 1 <= len(history) < 1000 and "val_loss" not in history
+    assert "accuracy" in metrics["test"] and os.listdir(tmp_path / "export") == ["1"]
+
+
 def test_a_run_learns_with_its_baseline_and_exports_raw_text_in(tmp_path):
     rows = []
     topics = {"sport": "match goal team win coach", "politics": "vote law minister budget party",

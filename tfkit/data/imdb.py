@@ -44,7 +44,8 @@ def load_imdb(source, data_dir=None, seed=1337, validation_split=0.2, max_exampl
         # A capped run generates only what its capped train and validation splits need.
         needed = NUM_TRAIN
         if max_examples is not None:
-            needed = int(np.ceil(max_examples / min(validation_split, 1 - validation_split)))
+            smaller = min(validation_split, 1 - validation_split) if validation_split else 1.0
+            needed = int(np.ceil(max_examples / smaller))
         num_train = min(NUM_TRAIN, needed)
         num_test = NUM_TEST if max_examples is None else min(NUM_TEST, max_examples)
         train = synthetic_reviews(num_train, seed)

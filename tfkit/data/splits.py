@@ -152,7 +152,8 @@ def split_and_cap(
         test = (train[0][test_index], train[1][test_index])
         train = (train[0][rest], train[1][rest])
     inputs, labels = train
-    num_val = max(1, int(round(len(labels) * validation_split)))
+    # 0: no validation split, every training example trained on (a final fit).
+    num_val = max(1, int(round(len(labels) * validation_split))) if validation_split else 0
     val_index = stratified_sample(labels, num_val, rng)
     train_index = np.setdiff1d(np.arange(len(labels)), val_index)
     train_index = rng.permutation(train_index)

@@ -64,7 +64,7 @@ def read_tables(data_dir, text_column="text", label_column="label"):
                     f"{path} has no column {column!r} ({flag}); its columns: "
                     + ", ".join(map(str, table.columns))
                 )
-        texts, labels = table[text_column], _label_names(table[label_column])
+        texts, labels = table[text_column], label_strings(table[label_column])
         keep = texts.notna() & (texts.astype(str).str.len() > 0) & labels.notna()
         if not keep.any():  # refused now: it would fail once the model is trained
             raise DataError(_no_labelled_row(path, split, text_column, label_column))
@@ -190,7 +190,7 @@ def _table_path(folder, split):
     return None
 
 
-def _label_names(labels):
+def label_strings(labels):
     """Labels as strings; 1.0 read from JSON or Parquet is the class "1", as in a CSV."""
     if pd.api.types.is_float_dtype(labels):
         whole = labels.dropna()
