@@ -15,7 +15,7 @@ The rules:
   flags appended (`quick_flags`: one epoch, 64 examples, no baseline, the ResNet's
   smallest depth, synthetic data when the command names no data). Parsed only: what needs more than this machine or
   minutes by design: a search (`--tune`, `--retrain-best`, `tune-report`), several
-  devices or processes (`--strategy`, `launch`).
+  devices or processes (`--strategy`, `launch`), `tfkit train` (its budget).
 """
 
 import contextlib
@@ -41,8 +41,9 @@ PAGES = ["README.md"] + sorted(
     if name.endswith(".md")
 )
 TFKIT_HANDLERS = ("list_recipes", "copy_recipe", "sample_images", "tune_report", "run_report",
-                  "predict_labels", "launch_workers")  # fmt: skip
-NOT_RUN_HERE = {"--tune", "--retrain-best", "--strategy", "tune-report", "launch"}
+                  "predict_labels", "launch_workers", "train_data")  # fmt: skip
+# `train` runs for its budget, minutes by design: tests/test_train.py runs it whole.
+NOT_RUN_HERE = {"--tune", "--retrain-best", "--strategy", "tune-report", "launch", "train"}
 SHELL_SEPARATORS = {"&&", "||", ";", "|"}
 
 

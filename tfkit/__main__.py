@@ -1,6 +1,7 @@
-"""`python -m tfkit list | cp | sample | tune-report | report | predict | launch`.
+"""`python -m tfkit train | list | cp | sample | tune-report | report | predict | launch`.
 
-List the recipes, copy one to edit, draw images from an exported generator, rank
+Train a classifier on a table or a folder within a time budget (the recipes chosen
+for you), list the recipes, copy one to edit, draw images from an exported generator, rank
 the trials of a hyperparameter search, write a run's report, label new data with a
 classifier export, or start a multi-worker run on this machine.
 
@@ -16,6 +17,7 @@ import shutil
 import signal
 import sys
 
+import tfkit.train
 from tfkit.cli import FAILURE, USAGE_ERROR, OneLineParser
 
 
@@ -152,6 +154,23 @@ def predict_labels(args):
           f"{result['export']}: wrote {args.output}")  # fmt: skip
 
 
+def train_data(args):
+    """`tfkit train`: candidates, pick, refit and export, within the budget (`tfkit.train`)."""
+    from tfkit.errors import DataError, UsageError
+    from tfkit.train import command
+
+    # SIGTERM as Ctrl-C: the candidate training is stopped after its step, backed up.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        sys.exit(command.main(args))
+    except UsageError as error:
+        _usage_error(str(error))
+    except (DataError, command.TrainFailed) as error:
+        _error(str(error), FAILURE)
+    except KeyboardInterrupt:
+        _error("stopped; run the same command again to continue where it was", 130)
+
+
 def launch_workers(args):
     """Runs the command as --workers local workers of one multi-worker cluster."""
     from tfkit.launch import launch
@@ -167,6 +186,12 @@ def launch_workers(args):
 def main(argv=None):
     parser = OneLineParser(prog="python -m tfkit", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
+    train = commands.add_parser(
+        "train", help="train a classifier on a table or a folder, within a time budget",
+        description=tfkit.train.__doc__,
+    )
+    tfkit.train.add_arguments(train)
+    train.set_defaults(handler=train_data)
     commands.add_parser("list", help="list the recipes").set_defaults(handler=list_recipes)
     copy = commands.add_parser("cp", help="copy a recipe to a file of your own to edit and run")
     copy.add_argument("recipe", help="a recipe name from `python -m tfkit list`")

@@ -7,7 +7,7 @@ beside the model's (the GAN: its image grids and scores), the learning curves, t
 learning rate by epoch, the gradient norms, the LR range test and the capacity check
 if they ran, and the config. It reads only the files the run wrote.
 
-Class names, file names, flags and the folder's name are the user's: `_table` escapes
+Class names, file names, flags and the folder's name are the user's: `table_html` escapes
 every cell it is given as text, so the sections pass plain text and never escape it
 themselves; a cell that is HTML already (`Markup`) escaped its text where it was built.
 """
@@ -49,7 +49,7 @@ REWRITE = "rerun the run's command (with --overwrite if it finished) to write it
 
 
 class Markup(str):
-    """A table cell that is HTML already: `_table` writes it as it is."""
+    """A table cell that is HTML already: `table_html` writes it as it is."""
 
 
 def _bold(label, text=None):
@@ -208,7 +208,7 @@ def _diagnosis_section(run):
     advice = "".join(f"<li>{html.escape(line)}</li>" for line in diagnosis["advice"])
     return (
         f"<h2>Diagnosis</h2><div class='verdict {'ok' if healthy else 'alarm'}'>"
-        + _table(rows, header=False)
+        + table_html(rows, header=False)
         + (f"<p>What to do:</p><ul>{advice}</ul>" if advice else "")
         + "</div>"
     )
@@ -220,7 +220,7 @@ def _results_section(run):
     test = metrics.get("test")
     if test:
         scalars = [(name, _number(value)) for name, value in test.items() if _is_number(value)]
-        parts.append(_table(scalars, ("metric", "test")))
+        parts.append(table_html(scalars, ("metric", "test")))
         counts = (metrics.get("class_counts") or {}).get("test")
         matrix = confusion(test, counts or {})
         if matrix is not None:
@@ -228,7 +228,7 @@ def _results_section(run):
             names = list(counts)
             parts.append("<p>Confusion matrix on the test split (rows: true class):</p>")
             parts.append(
-                _table(
+                table_html(
                     [
                         (f"true {name}", *(int(v) for v in matrix[i]))
                         for i, name in enumerate(names)
@@ -237,7 +237,7 @@ def _results_section(run):
                 )
             )
             parts.append(
-                _table(_per_class(matrix, names), ("class", "precision", "recall", "examples"))
+                table_html(_per_class(matrix, names), ("class", "precision", "recall", "examples"))
             )
     if metrics.get("baseline"):
         parts.append(_baseline_part(metrics))
@@ -254,13 +254,13 @@ def _results_section(run):
             (k, _number(metrics[k])) for k in ("best_pixel_kid", "final_pixel_kid") if k in metrics
         ]
         if scores:
-            parts.append(_table(scores, ("score (lower is closer to the real images)", "")))
+            parts.append(table_html(scores, ("score (lower is closer to the real images)", "")))
     if metrics.get("class_counts"):
         rows = [
             (split, ", ".join(f"{c} {n}" for c, n in counts.items()))
             for split, counts in metrics["class_counts"].items()
         ]
-        parts.append(_table(rows, ("split", "examples per class")))
+        parts.append(table_html(rows, ("split", "examples per class")))
     skipped = metrics.get("skipped_files") or []
     if skipped:
         shown = skipped[:SKIPPED_SHOWN]
@@ -269,7 +269,7 @@ def _results_section(run):
             + (f"; the first {len(shown)}:" if len(shown) < len(skipped) else ":")
             + "</p>"
         )
-        parts.append(_table([(e["file"], e["error"]) for e in shown], ("file", "why")))
+        parts.append(table_html([(e["file"], e["error"]) for e in shown], ("file", "why")))
     return "<h2>Results</h2>" + "".join(parts) if parts else ""
 
 
@@ -292,7 +292,7 @@ def _baseline_part(metrics):
     seconds = baseline.get("seconds")
     trained = f", trained in {float(seconds):.1f} s" if seconds is not None else ""
     about = f"{baseline.get('model', 'a linear model')}{trained}"
-    return f"<p>Against the baseline ({html.escape(about)}):</p>" + _table(rows, columns)
+    return f"<p>Against the baseline ({html.escape(about)}):</p>" + table_html(rows, columns)
 
 
 def _curves_section(run):
@@ -353,7 +353,7 @@ def _lr_find_section(run):
         ("diverged at", _number(found["diverged_at"]) if found["diverged_at"] else "did not"),
         *[(k, f"{v:.3g}") for k, v in found.get("other_suggestions", {}).items()],
     ]
-    return f"<h2>LR range test</h2><img src='{_figure_uri(figure)}' alt='LR range test'>" + _table(
+    return f"<h2>LR range test</h2><img src='{_figure_uri(figure)}' alt='LR range test'>" + table_html(
         rows, header=False
     )
 
@@ -372,7 +372,7 @@ def _capacity_section(run):
     advice = "".join(f"<li>{html.escape(line)}</li>" for line in result["advice"])
     return (
         "<h2>Capacity check</h2>"
-        + _table(rows, header=False)
+        + table_html(rows, header=False)
         + (f"<ul>{advice}</ul>" if advice else "")
     )
 
@@ -388,13 +388,13 @@ def _kfold_section(run):
     return (
         "<h2>Cross-validation</h2><p class='muted'>each fold's run folder is fold-N/ "
         "(its own report: python -m tfkit report RUN_DIR/fold-N)</p>"
-        + _table(rows, list(table.columns))
+        + table_html(rows, list(table.columns))
     )
 
 
 def _config_section(run):
     rows = [(k, json.dumps(v)) for k, v in sorted(run["config"].items())]
-    return "<h2>Config</h2>" + _table(rows, ("flag", "value")) if rows else ""
+    return "<h2>Config</h2>" + table_html(rows, ("flag", "value")) if rows else ""
 
 
 def _per_class(matrix, names):
@@ -404,7 +404,7 @@ def _per_class(matrix, names):
     ]
 
 
-def _table(rows, columns=None, header=True):
+def table_html(rows, columns=None, header=True):
     """An HTML table; numbers right-aligned, text escaped (`Markup` written as it is)."""
     head = ""
     if header and columns:
@@ -431,7 +431,7 @@ def _number(value):
     try:
         return f"{float(value):.4g}"
     except (TypeError, ValueError):
-        return str(value)  # text: `_table` escapes it
+        return str(value)  # text: `table_html` escapes it
 
 
 def _figure_uri(figure):

@@ -1,0 +1,226 @@
+"""`python -m tfkit train DATA`: what it reads, what it refuses, and a whole run."""
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import python_env
+
+from tfkit.baseline import epoch_budget
+from tfkit.errors import UsageError
+from tfkit.train.budget import parse_duration
+from tfkit.train.journal import Journal
+from tfkit.train.plan import plan
+from tfkit.train.reading import read_data
+
+TOPICS = {"sports": "goal match team coach score league player win",
+          "travel": "flight hotel beach trip passport tour island museum",
+          "tech": "software chip laptop code server cloud phone app"}  # fmt: skip
+FILLER = ["the", "a", "of", "and", "to", "in", "is", "was", "it", "for", "on", "with", "very"]
+
+
+def news_table(rows=240, seed=0, noise=0.0):
+    """A learnable table: an id, a title and a body, and the topic as `category`; `noise`
+    of the rows get a topic drawn at random (which the validation loss soon shows)."""
+    rng = np.random.default_rng(seed)
+    records = []
+    for i in range(rows):
+        topic = list(TOPICS)[i % 3]
+        words = list(rng.choice(TOPICS[topic].split(), 2)) + list(rng.choice(FILLER, 9))
+        if rng.random() < noise:
+            topic = rng.choice(list(TOPICS))
+        rng.shuffle(words)
+        title = " ".join(rng.choice(FILLER + TOPICS[topic].split(), 4))
+        records.append({"id": f"r{i}", "title": title, "body": " ".join(words), "category": topic})
+    return pd.DataFrame(records)
+
+
+def train_command(*args):
+    return [sys.executable, "-m", "tfkit", "train", *map(str, args)]
+
+
+def test_a_table_is_read_and_said_before_anything_else(tmp_path):
+    table = news_table()
+    table.loc[0, "category"] = None  # a row without a label
+    table.loc[1, ["title", "body"]] = None  # a row without a text
+    table.to_csv(tmp_path / "news.csv", index=False)
+    reading = read_data(str(tmp_path / "news.csv"))
+    said = "\n".join(reading.lines)
+    assert reading.kind == "texts" and reading.label_column == "category"
+    assert "label: column 'category' (its conventional name)" in said
+    # the title and the body are long strings, the id is not: both joined, in order
+    assert reading.text_columns == ("title", "body") and "joined" in said
+    assert reading.dropped == {"train: missing label": 1, "train: empty text": 1}
+    assert len(reading.train) + len(reading.test) == 238
+    assert "test: 48 rows held out (20%, stratified by class, seed 1337)" in said
+    assert reading.class_names == ("sports", "tech", "travel")
+    assert reading.train["text"][0].count("\n") == 1  # title, then body
+
+
+def test_the_label_is_the_one_column_with_few_values_when_none_has_a_conventional_name(tmp_path):
+    news_table().rename(columns={"category": "section"}).to_json(
+        tmp_path / "news.jsonl", orient="records", lines=True
+    )
+    reading = read_data(str(tmp_path / "news.jsonl"))
+    assert reading.label_column == "section"
+    assert "the one column with few distinct values: 3" in reading.lines[1]
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (lambda t: t.rename(columns={"category": "x1"}).assign(x2=t["category"]),
+         "no label column found among id, title, body, x1, x2"),
+        (lambda t: t.assign(category=np.arange(len(t)) * 1.5), "a regression target"),
+        (lambda t: t.assign(category=["a", "b"] * (len(t) // 2 - 1) + ["a", "c"]), "single example"),
+        (lambda t: t.assign(category="one"), "one class"),
+        (lambda t: t.assign(title="x", body="y"), "no text column found"),
+    ],
+)  # fmt: skip
+def test_a_table_it_cannot_use_is_refused_in_one_line_with_the_way_out(tmp_path, change, message):
+    change(news_table()).to_csv(tmp_path / "bad.csv", index=False)
+    with pytest.raises(UsageError, match=message):
+        read_data(str(tmp_path / "bad.csv"))
+
+
+def test_the_command_refuses_bad_data_with_exit_2_and_writes_nothing(tmp_path):
+    news_table().assign(category=np.arange(240) * 0.5).to_csv(tmp_path / "prices.csv", index=False)
+    result = subprocess.run(train_command(tmp_path / "prices.csv", "--run-dir", tmp_path / "run"),
+                            env=python_env(), cwd=tmp_path, capture_output=True, text=True)  # fmt: skip
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1].startswith("python -m tfkit: error: column")
+    assert "a regression target: tfkit trains classifiers" in result.stderr
+    assert not (tmp_path / "run").exists() and os.listdir(tmp_path) == ["prices.csv"]
+
+
+def test_class_folders_of_texts_and_tables_with_their_own_test_split(tmp_path):
+    for split, count in (("train", 6), ("test", 2)):
+        for topic, words in TOPICS.items():
+            os.makedirs(tmp_path / "folders" / split / topic)
+            for i in range(count):
+                (tmp_path / "folders" / split / topic / f"{i}.txt").write_text(words)
+    reading = read_data(str(tmp_path / "folders"))
+    assert reading.layout == "train/ and test/ class folders" and reading.test_given
+    assert len(reading.train) == 18 and len(reading.test) == 6
+
+    os.makedirs(tmp_path / "tables")
+    news_table(90).to_csv(tmp_path / "tables" / "train.csv", index=False)
+    news_table(30, seed=1).to_parquet(tmp_path / "tables" / "test.parquet")
+    reading = read_data(str(tmp_path / "tables"))
+    assert reading.test_given and len(reading.test) == 30 and len(reading.train) == 90
+
+
+def test_a_folder_mixing_pictures_and_texts_is_refused(tmp_path):
+    for topic in ("a", "b"):
+        os.makedirs(tmp_path / topic)
+        (tmp_path / topic / "1.txt").write_text("words")
+        (tmp_path / topic / "2.png").write_bytes(b"\x89PNG")
+    with pytest.raises(UsageError, match="mixes pictures and texts"):
+        read_data(str(tmp_path))
+
+
+def test_the_plan_follows_the_texts_per_word_rule():
+    class Reading:
+        kind, rows, mean_words = "texts", 2_000, 200.0  # 10 texts per word: n-grams
+
+    ladder, skipped = plan(Reading())
+    assert [c.name for c in ladder] == ["linear", "ngrams-16", "ngrams-64", "lstm"]
+    assert ladder[0].flags[:4] == ["--units", "0", "--dropout", "0"]
+    assert ladder[0].flags[-2:] == ["--epochs", str(epoch_budget(1_600))]  # as the baseline's
+    assert skipped[0][0] == "conv1d" and "10 < 1,500" in skipped[0][1]
+    Reading.rows, Reading.mean_words = 150_000, 20.0  # 7,500: a sequence model may win
+    assert "conv1d" in [c.name for c in plan(Reading())[0]]
+
+
+def test_durations_and_a_journal_cut_by_a_kill(tmp_path):
+    assert [parse_duration(t) for t in ("90s", "10m", "1h30m", "45")] == [90, 600, 5400, 45]
+    with pytest.raises(ValueError, match="not a duration"):
+        parse_duration("ten minutes")
+    journal = Journal(str(tmp_path))
+    journal.write("start", candidate="linear")
+    with open(tmp_path / "journal.jsonl", "a") as file:
+        file.write('{"event": "fin')  # the kill came mid-line
+    journal = Journal(str(tmp_path))
+    assert [line["event"] for line in journal.events] == ["start"]
+    journal.write("finish", candidate="linear")
+    assert [line["event"] for line in Journal(str(tmp_path)).events] == ["start", "finish"]
+
+
+def journal_events(run_dir):
+    return [json.loads(line) for line in (run_dir / "journal.jsonl").read_text().splitlines()]
+
+
+def kill_when(process, run_dir, event, candidate=None, count=1):
+    """SIGKILLs `process` once the journal holds `count` `event` lines (of `candidate`)."""
+    deadline = time.time() + 300
+    while time.time() < deadline and process.poll() is None:
+        if (run_dir / "journal.jsonl").exists():
+            found = [e for e in journal_events(run_dir) if e["event"] == event
+                     and candidate in (None, e.get("candidate"))]  # fmt: skip
+            if len(found) >= count:
+                break
+        time.sleep(0.05)
+    process.kill()
+    process.wait(timeout=60)
+
+
+@pytest.mark.slow
+def test_a_table_to_a_served_model_within_the_budget_and_again_after_kills(tmp_path):
+    news_table(noise=0.3).to_csv(tmp_path / "news.csv", index=False)
+    budget = 150
+    flags = ["--time-budget", f"{budget}s", "--deterministic"]
+    whole = train_command(tmp_path / "news.csv", "--run-dir", tmp_path / "whole",
+                          "--export-dir", tmp_path / "served", *flags)  # fmt: skip
+    start = time.monotonic()
+    result = subprocess.run(whole, env=python_env(), cwd=tmp_path, capture_output=True, text=True)
+    seconds = time.monotonic() - start
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert seconds <= budget * 1.05 + 20
+    events = journal_events(tmp_path / "whole")
+    kinds = [e["event"] for e in events]
+    assert kinds[:3] == ["read", "split", "plan"] and kinds[-1] == "done"
+    # The baseline is served before any other candidate starts.
+    first_export = kinds.index("export")
+    assert events[first_export]["candidate"] == "linear"
+    assert [e["candidate"] for e in events[:first_export] if e["event"] == "start"] == ["linear"]
+    metrics = json.loads((tmp_path / "whole" / "metrics.json").read_text())
+    assert {"test", "baseline", "pick", "leaderboard", "mcnemar_p"} <= set(metrics)
+    assert metrics["test"]["accuracy"] >= 0.6 and 0 <= metrics["mcnemar_p"] <= 1
+    board = pd.read_csv(tmp_path / "whole" / "leaderboard.csv")
+    assert list(board["candidate"]) == [c["candidate"] for c in events[2]["candidates"]]
+    # The served model labels the test split as the run evaluated it.
+    served = pd.read_json(tmp_path / "whole" / "predictions" / "pick.jsonl", lines=True)
+    accuracy = (served["predicted_label"] == served["label"]).mean()
+    assert accuracy == pytest.approx(metrics["test"]["accuracy"], abs=1e-6)
+    assert (tmp_path / "whole" / "report.html").exists()
+    def origin(version):  # which candidate's export a version of the served model is
+        path = tmp_path / "served" / version / "assets.extra" / "tfkit_train.json"
+        return json.loads(path.read_text())["candidate"]
+
+    versions = sorted(os.listdir(tmp_path / "served"), key=int)
+    assert origin("1") == "linear" and origin(versions[-1]) == metrics["pick"]["exported"]
+
+    again = subprocess.run(whole, env=python_env(), cwd=tmp_path, capture_output=True, text=True)
+    assert again.returncode == 0 and "finished before" in again.stdout
+    assert journal_events(tmp_path / "whole") == events  # nothing changed
+
+    # Killed twice (during the second candidate, then right after the pick) and run again:
+    # the same pick and test metrics, no candidate trained twice.
+    killed = train_command(tmp_path / "news.csv", "--run-dir", tmp_path / "run",
+                           "--export-dir", tmp_path / "served2", *flags)  # fmt: skip
+    for event, candidate in (("start", "ngrams-16"), ("pick", None)):
+        process = subprocess.Popen(killed, env=python_env(), cwd=tmp_path,
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+        kill_when(process, tmp_path / "run", event, candidate)
+    result = subprocess.run(killed, env=python_env(), cwd=tmp_path, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-3000:]
+    resumed = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert resumed["pick"]["candidate"] == metrics["pick"]["candidate"]
+    assert resumed["test"] == metrics["test"]
+    finishes = [e["candidate"] for e in journal_events(tmp_path / "run") if e["event"] == "finish"]
+    assert len(finishes) == len(set(finishes))

@@ -1,0 +1,380 @@
+"""The procedure of `python -m tfkit train`, step by step (see `tfkit.train`)."""
+
+import dataclasses
+import functools
+import hashlib
+import json
+import os
+import shutil
+import sys
+
+from tfkit.errors import UsageError
+from tfkit.files import FolderLock, publish_folder, temporary_folder, write_json
+from tfkit.tables import write_table
+from tfkit.train.budget import Clock, describe, parse_duration
+from tfkit.train.candidates import Outcome, behind, read_history, run_candidate
+from tfkit.train.journal import Journal
+from tfkit.train.pick import (
+    HISTORY_KEYS,
+    SCORE_KEYS,
+    candidate_scores,
+    leaderboard,
+    pick,
+    served_comparison,
+)
+from tfkit.train.plan import plan
+from tfkit.train.reading import read_data
+
+
+class TrainFailed(RuntimeError):
+    """No candidate finished: nothing to pick or export (exit status 1)."""
+
+
+# What a candidate needs besides its training: Python and TensorFlow starting, reading
+# the data, evaluating and exporting. Measured on the first candidate; this until then.
+FIRST_OVERHEAD = 25.0
+# Seconds kept back at the end for the export, the predictions and the report.
+FINAL_RESERVE = 8.0
+# A candidate is started only with at least this many seconds of training ahead.
+MIN_TRAINING = 10.0
+TRAIN_FILE = "train.json"
+# Written into each version it exports (TF Serving reads assets.extra/ as extra files).
+ORIGIN_FILE = os.path.join("assets.extra", "tfkit_train.json")
+VALIDATION_SHARE = 0.2  # the recipes' --validation-split
+
+
+def main(args):
+    """Runs the whole procedure for parsed `args`; returns the exit status."""
+    try:
+        seconds = parse_duration(args.time_budget)
+    except ValueError as error:
+        raise UsageError(f"--time-budget: {error}") from None
+    if seconds <= 0:
+        raise UsageError(f"--time-budget must be more than 0; got {args.time_budget}")
+    name = _data_name(args.data)
+    run_dir = args.run_dir or os.path.join("runs", "train", name)
+    export_dir = args.export_dir or os.path.join("saved_models", name)
+    record = {
+        "data": os.path.realpath(args.data), "text": args.text, "label": args.label,
+        "seed": args.seed, "deterministic": args.deterministic, "metric": args.metric,
+        "time_budget_seconds": seconds, "data_files": _fingerprint(args.data),
+    }  # fmt: skip
+    journal = _finished_or_resumed(run_dir, record)
+
+    # 1. The data: read and said before anything is written.
+    reading = read_data(args.data, args.text, args.label, args.seed)
+    for line in reading.lines:
+        print(line)
+    if reading.kind == "pictures":
+        raise UsageError("pictures are not trained by `tfkit train` yet; use "
+                         "python -m recipes.cifar10_resnet --data dir --data-dir " + args.data)  # fmt: skip
+    lock = FolderLock(run_dir).acquire()
+    try:
+        return _train(args, record, reading, run_dir, export_dir, seconds, journal)
+    finally:
+        lock.release()
+
+
+def _train(args, record, reading, run_dir, export_dir, seconds, journal):
+    write_json(os.path.join(run_dir, TRAIN_FILE), record)
+    journal = journal or Journal(run_dir)
+    clock = Clock(run_dir, seconds)
+    print(f"run folder: {run_dir}; time budget {describe(seconds)}, "
+          f"{describe(max(clock.left(), 0))} left")  # fmt: skip
+    data_dir = os.path.join(run_dir, "data")
+    if not journal.last("split"):
+        journal.write("read", kind=reading.kind, path=record["data"], layout=reading.layout,
+                      label=reading.label_column, text=list(reading.text_columns),
+                      classes=list(reading.class_names), class_counts=reading.class_counts,
+                      dropped=reading.dropped, lines=reading.lines)  # fmt: skip
+        write_table(reading.train, os.path.join(data_dir, "train.jsonl"))
+        write_table(reading.test, os.path.join(data_dir, "test.jsonl"))
+        journal.write("split", train=len(reading.train), test=len(reading.test),
+                      test_given=reading.test_given, seed=args.seed,
+                      validation="20% of train, stratified, seeded (each recipe's own split)")  # fmt: skip
+    candidates, skipped = plan(reading)
+    if not journal.last("plan"):
+        journal.write("plan", candidates=[_plan_line(c) for c in candidates],
+                      skipped=[{"candidate": n, "reason": why} for n, why in skipped])  # fmt: skip
+    for name, why in skipped:
+        print(f"skipped {name}: {why}")
+    common = [
+        "--data", "csv", "--data-dir", data_dir, "--text-column", "text", "--label-column",
+        "label", "--seed", str(args.seed), "--no-baseline",
+        # Keras's bar (it redraws through a pipe) on a terminal, a line an epoch in a log.
+        "--verbose", "1" if sys.stdout.isatty() else "2",
+        *(["--deterministic"] if args.deterministic else []),
+    ]  # fmt: skip
+    for number, candidate in enumerate(candidates, start=1):
+        overhead = _overhead(journal)
+        outcome = journal.outcome(candidate.name)
+        if outcome:
+            print(f"[{number}/{len(candidates)}] {candidate.name}: {outcome['event']} before "
+                  f"({outcome.get('reason') or 'see journal.jsonl'})")  # fmt: skip
+            continue
+        folder = os.path.join(run_dir, "candidates", candidate.name)
+        reserve = FINAL_RESERVE + _refit_estimate(journal, args.metric, overhead)
+        training = clock.left() - reserve - overhead
+        if training < MIN_TRAINING:
+            journal.write("stop", candidate=candidate.name, reason=(
+                f"not started: {describe(max(clock.left(), 0))} left, {overhead:.0f} s for "
+                f"starting and exporting and {reserve:.0f} s kept for the refit and export"))  # fmt: skip
+            print(f"[{number}/{len(candidates)}] {candidate.name}: no time left; not started")
+            continue
+        flags = [*common, "--run-dir", folder, "--export-dir", os.path.join(run_dir, "exports", candidate.name)]
+        command = candidate.command(flags)
+        if not journal.last("start", candidate.name):
+            journal.write("start", candidate=candidate.name, recipe=candidate.recipe,
+                          flags=candidate.flags, reason=candidate.reason,
+                          command=_shown(command))  # fmt: skip
+        print(f"[{number}/{len(candidates)}] {candidate.name}: {candidate.reason}; "
+              f"{describe(clock.left())} left")  # fmt: skip
+        leader = _leader(journal, args.metric)
+        judge = None
+        if leader:
+            judge = functools.partial(
+                behind,
+                leader_history=read_history(os.path.join(run_dir, "candidates", leader)),
+                metric=HISTORY_KEYS[args.metric],
+                val_examples=round(len(reading.train) * VALIDATION_SHARE),
+            )
+
+        time_limit = ["--time-limit", f"{max(training, MIN_TRAINING):.0f}"]
+        os.makedirs(os.path.join(run_dir, "logs"), exist_ok=True)
+        result = run_candidate(command + time_limit, folder,
+                               os.path.join(run_dir, "logs", candidate.name + ".log"),
+                               clock, FINAL_RESERVE, judge)  # fmt: skip
+        _record(journal, candidate.name, result, folder)
+        if result.status == "finished" and candidate.name == candidates[0].name:
+            _publish(journal, run_dir, candidate.name, export_dir)  # served within seconds
+
+    # 3. The pick, on validation only; its refit on all the training data; the export.
+    finished = {line["candidate"]: line for line in journal.events if line["event"] == "finish"}
+    if not finished:
+        clock.tick(force=True)
+        raise TrainFailed("no candidate finished; see the logs in " + os.path.join(run_dir, "logs"))
+    chosen = pick(finished, args.metric)
+    if not journal.last("pick"):
+        key = SCORE_KEYS[args.metric]
+        others = ", ".join(f"{n} {line['val'].get(key, float('nan')):.4f}" for n, line in finished.items())
+        journal.write("pick", candidate=chosen, metric=args.metric,
+                      reason=f"the best validation {args.metric} of the finished candidates ({others})")  # fmt: skip
+    print(f"pick: {journal.last('pick')['candidate']}: {journal.last('pick')['reason']}")
+    exported = _refit(args, journal, run_dir, candidates, chosen, common, clock, _overhead(journal))
+    path = _publish(journal, run_dir, exported, export_dir)
+    _finish(args, journal, run_dir, reading, chosen, exported, path, clock)
+    return 0
+
+
+def _refit(args, journal, run_dir, candidates, chosen, common, clock, overhead):
+    """Trains the pick again on train + validation for its best epoch count; returns what to export.
+
+    Skipped (the pick's own model is exported) when the budget cannot hold it, and when
+    the refit's time limit cut its training short (it would have fewer epochs than the
+    validation chose, with nothing to tell whether that is better).
+    """
+    done = journal.last("refit")
+    if done:
+        return "refit" if done["refit"] else chosen
+    line = journal.outcome(chosen)
+    epochs = line["best_epoch"] + 1
+    estimate = _refit_estimate(journal, args.metric, overhead)
+    if clock.left() - FINAL_RESERVE < estimate:
+        journal.write("refit", candidate=chosen, refit=False, reason=(
+            f"not enough time: about {estimate:.0f} s needed, {max(clock.left(), 0):.0f} s left"))  # fmt: skip
+        print(f"refit: skipped, {journal.last('refit')['reason']}; exporting {chosen} as trained")
+        return chosen
+    candidate = next(c for c in candidates if c.name == chosen)
+    flags = list(candidate.flags)
+    for name in ("--learning-rate", "--epochs"):  # the refit's own: the rate the pick trained at
+        if name in flags:
+            del flags[flags.index(name):flags.index(name) + 2]
+    learning_rate = _run_config(os.path.join(run_dir, "candidates", chosen))["learning_rate"]
+    flags += ["--learning-rate", f"{learning_rate:.6g}", "--validation-split", "0",
+              "--epochs", str(epochs)]  # fmt: skip
+    folder = os.path.join(run_dir, "candidates", "refit")
+    refit_dirs = ["--run-dir", folder, "--export-dir", os.path.join(run_dir, "exports", "refit")]
+    command = dataclasses.replace(candidate, flags=flags).command([*common, *refit_dirs])
+    print(f"refit: {chosen} on all the training data for {epochs} epoch(s) (its best on validation)")
+    limit = max(clock.left() - FINAL_RESERVE - overhead, MIN_TRAINING)
+    result = run_candidate([*command, "--time-limit", f"{limit:.0f}"], folder,
+                           os.path.join(run_dir, "logs", "refit.log"), clock, FINAL_RESERVE)
+    history = read_history(folder)
+    trained = 0 if history is None else len(history)
+    ok = result.status == "finished" and trained >= epochs
+    reason = ("trained on train + validation" if ok else
+              f"{result.status} after {trained} of {epochs} epochs: {result.reason or 'time limit'}")  # fmt: skip
+    journal.write("refit", candidate=chosen, refit=ok, epochs=epochs, command=_shown(command),
+                  seconds=round(result.seconds, 1), reason=reason,
+                  test=candidate_scores(folder)["test"] if result.status == "finished" else None)  # fmt: skip
+    print(f"refit: {'done' if ok else 'not used'}: {reason}")
+    return "refit" if ok else chosen
+
+
+def _finish(args, journal, run_dir, reading, chosen, exported, path, clock):
+    """metrics.json, leaderboard.csv and the journal's last line."""
+    plan_lines = journal.last("plan")["candidates"]
+    outcomes = {p["candidate"]: journal.outcome(p["candidate"]) or {} for p in plan_lines}
+    table = leaderboard(plan_lines, outcomes, args.metric)
+    write_table(table, os.path.join(run_dir, "leaderboard.csv"))
+    refit = journal.last("refit")
+    test = refit["test"] if refit and refit["refit"] else journal.outcome(chosen)["test"]
+    baseline_name = plan_lines[0]["candidate"]
+    baseline = journal.outcome(baseline_name) or {}
+    start = journal.last("start", chosen)
+    comparison = None
+    if baseline.get("event") == "finish":
+        comparison = served_comparison(
+            os.path.join(run_dir, "exports", exported), os.path.join(run_dir, "exports", baseline_name),
+            os.path.join(run_dir, "data", "test.jsonl"), os.path.join(run_dir, "predictions"),
+        )  # fmt: skip
+    metrics = {
+        "test": test,
+        "baseline": baseline.get("test"),
+        "pick": {"candidate": chosen, "command": start["command"] if start else None,
+                 "refit": bool(refit and refit["refit"]), "exported": exported},
+        "leaderboard": table.to_dict("records"),
+        "mcnemar_p": comparison and comparison["p"],
+        "mcnemar": comparison,
+        "metric": args.metric,
+        "export": os.path.abspath(path),
+        "seconds": round(clock.spent(), 1),
+        "time_budget_seconds": clock.budget,
+    }
+    write_json(os.path.join(run_dir, "metrics.json"), metrics)
+    from tfkit.train.report import write_report  # TensorFlow's import: at the end only
+
+    report = write_report(run_dir)
+    print(f"report: {report}")
+    clock.tick(force=True)
+    journal.write("done", pick=chosen, export=os.path.abspath(path), seconds=round(clock.spent(), 1))
+    print(f"done in {describe(clock.spent())} of {describe(clock.budget)}: {chosen} exported at {path}; "
+          f"test accuracy {test.get('accuracy', float('nan')):.4f} (shown, never used to choose)")
+
+
+def _run_config(folder):
+    with open(os.path.join(folder, "config.json")) as file:
+        return json.load(file)
+
+
+def _record(journal, name, outcome: Outcome, folder):
+    if outcome.status == "finished":
+        scores = candidate_scores(folder)
+        journal.write("finish", candidate=name, seconds=round(outcome.seconds, 1), **scores)
+        val = scores["val"]
+        print(f"{name}: finished, validation accuracy {val.get('accuracy', float('nan')):.4f}, "
+              f"macro-F1 {val.get('macro_f1', float('nan')):.4f}")  # fmt: skip
+    else:
+        journal.write("stop", candidate=name, reason=outcome.reason, epochs=outcome.epochs,
+                      seconds=round(outcome.seconds, 1), failed=outcome.status == "failed")  # fmt: skip
+        print(f"{name}: stopped: {outcome.reason}")
+
+
+def _leader(journal, metric):
+    finished = {line["candidate"]: line for line in journal.events if line["event"] == "finish"}
+    return pick(finished, metric) if finished else None
+
+
+def _overhead(journal):
+    """Seconds a candidate spends besides training (starting, reading, evaluating, exporting):
+    the last finished candidate's, from the journal; `FIRST_OVERHEAD` before any."""
+    for line in reversed(journal.events):
+        if line["event"] == "finish" and line.get("train_seconds") is not None:
+            return max(5.0, line["seconds"] - line["train_seconds"])
+    return FIRST_OVERHEAD
+
+
+def _fingerprint(path):
+    """Size and modification time of every file of DATA: a changed table is another run."""
+    files = [path] if os.path.isfile(path) else sorted(
+        os.path.join(root, name) for root, _, names in os.walk(path) for name in names)  # fmt: skip
+    digest = hashlib.sha256()
+    for file in files:
+        info = os.stat(file)
+        digest.update(f"{os.path.relpath(file, path)}\0{info.st_size}\0{info.st_mtime_ns}\n".encode())
+    return f"{len(files)} file(s), {digest.hexdigest()[:16]}"
+
+
+def _refit_estimate(journal, metric, overhead):
+    """Seconds the leader's refit would take: its training to the best epoch, on 25% more data."""
+    leader = _leader(journal, metric)
+    if leader is None:
+        return 0.0
+    line = journal.outcome(leader)
+    per_epoch = (line.get("train_seconds") or 0.0) / max(line.get("epochs") or 1, 1)
+    return overhead + per_epoch * (line["best_epoch"] + 1) * 1.25
+
+
+def _publish(journal, run_dir, name, export_dir):
+    """Copies candidate `name`'s export to the next version of `export_dir`, once."""
+    done = [line for line in journal.events if line["event"] == "export" and line["candidate"] == name]
+    if done:
+        return done[-1]["path"]
+    source = os.path.join(run_dir, "exports", name)
+    version_dir = os.path.join(source, max(os.listdir(source), key=int))
+    origin = {"run_dir": os.path.abspath(run_dir), "candidate": name}
+    versions = sorted((int(v) for v in os.listdir(export_dir) if v.isdigit()), reverse=True) \
+        if os.path.isdir(export_dir) else []  # fmt: skip
+    path = next((os.path.join(export_dir, str(v)) for v in versions
+                 if _origin(os.path.join(export_dir, str(v))) == origin), None)  # fmt: skip
+    if path is None:  # not published before a kill that came before the journal's line
+        path = os.path.join(export_dir, str(max(versions, default=0) + 1))
+        with temporary_folder(export_dir, os.path.basename(path)) as temporary:
+            shutil.copytree(version_dir, temporary, dirs_exist_ok=True)
+            write_json(os.path.join(temporary, ORIGIN_FILE), origin)
+            publish_folder(temporary, path)
+    journal.write("export", candidate=name, path=os.path.abspath(path))
+    print(f"exported {name}: {path}")
+    return path
+
+
+def _origin(version_dir):
+    try:
+        with open(os.path.join(version_dir, ORIGIN_FILE)) as file:
+            return json.load(file)
+    except (OSError, ValueError):
+        return None
+
+
+def _finished_or_resumed(run_dir, record):
+    """The run folder's journal when it holds this command's run; None for a new folder.
+
+    Raises:
+        UsageError: the folder holds a train run of other flags or data.
+    """
+    path = os.path.join(run_dir, TRAIN_FILE)
+    if not os.path.exists(path):
+        return None
+    with open(path) as file:
+        saved = json.load(file)
+    differ = sorted(k for k in set(saved) | set(record) if saved.get(k) != record.get(k))
+    if differ:
+        raise UsageError(
+            f"{run_dir} holds a train run of other settings ({', '.join(differ)}: "
+            + ", ".join(f"{saved.get(k)!r} there" for k in differ)
+            + "); give another --run-dir"
+        )
+    journal = Journal(run_dir)
+    done = journal.last("done")
+    if done:
+        print(f"{run_dir}: finished before; the pick {done.get('pick')} is exported at "
+              f"{done.get('export')}; nothing to do")  # fmt: skip
+        raise SystemExit(0)
+    return journal
+
+
+def _plan_line(candidate):
+    return {"candidate": candidate.name, "recipe": candidate.recipe, "flags": candidate.flags,
+            "reason": candidate.reason}  # fmt: skip
+
+
+def _shown(command):
+    """The command as a user would type it: `python -m recipes.x ...`."""
+    import shlex
+
+    return " ".join(["python", *map(shlex.quote, command[1:])])
+
+
+def _data_name(path):
+    base = os.path.basename(os.path.normpath(path))
+    return os.path.splitext(base)[0] or "data"

@@ -1,0 +1,92 @@
+"""The pick: the leaderboard of the candidates, and the one chosen, on validation only.
+
+A candidate's scores are what its recipe wrote to `metrics.json` (`val` and `test`,
+from the weights of its best epoch). The pick is the finished candidate with the best
+validation score under `--metric`; a tie goes to the cheaper one (earlier in the
+ladder). The test scores are shown beside, never used for a decision.
+"""
+
+import json
+import os
+
+import pandas as pd
+
+# --metric -> the key of that score in a recipe's metrics.json (`val`, `test`).
+SCORE_KEYS = {"accuracy": "accuracy", "macro-F1": "macro_f1"}
+# ...and the column of history.csv the stopping rule reads while a candidate trains.
+HISTORY_KEYS = {"accuracy": "accuracy", "macro-F1": "f1"}
+
+
+def candidate_scores(run_dir):
+    """`{"val": {...}, "test": {...}, "best_epoch": e}` from a finished candidate's folder."""
+    with open(os.path.join(run_dir, "metrics.json")) as file:
+        metrics = json.load(file)
+    history = pd.read_csv(os.path.join(run_dir, "history.csv"))
+    monitor = "val_loss" if "val_loss" in history else "loss"
+    keep = ("accuracy", "macro_f1", "loss")
+    return {
+        "val": {k: v for k, v in (metrics.get("val") or {}).items() if k in keep},
+        "test": {k: v for k, v in (metrics.get("test") or {}).items() if k in keep},
+        "best_epoch": int(history[monitor].idxmin()),  # the epoch whose weights were kept
+        "epochs": len(history),
+        "train_seconds": float(history["epoch_seconds"].sum()) if "epoch_seconds" in history else None,
+    }
+
+
+def pick(finished, metric):
+    """The name of the best of `finished` ({name: finish line}, in ladder order) on validation."""
+    key = SCORE_KEYS[metric]
+    best, best_score = None, None
+    for name, line in finished.items():
+        score = line["val"].get(key)
+        if score is not None and (best_score is None or score > best_score):
+            best, best_score = name, score
+    return best
+
+
+def leaderboard(plan_lines, outcomes, metric):
+    """One row per candidate of the plan: its flags, scores, epochs, seconds and outcome."""
+    rows = []
+    for candidate in plan_lines:
+        line = outcomes.get(candidate["candidate"], {})
+        row = {
+            "candidate": candidate["candidate"],
+            "recipe": candidate["recipe"],
+            "flags": " ".join(candidate["flags"]),
+            "outcome": line.get("event", "not run"),
+            f"val_{SCORE_KEYS[metric]}": line.get("val", {}).get(SCORE_KEYS[metric]),
+            f"test_{SCORE_KEYS[metric]}": line.get("test", {}).get(SCORE_KEYS[metric]),
+            "epochs": line.get("epochs"),
+            "seconds": line.get("seconds"),
+            "why": line.get("reason", ""),
+        }
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def served_comparison(pick_export, baseline_export, test_table, folder):
+    """The pick against the baseline on the test split, from their served labels.
+
+    Each export labels the test table as `python -m tfkit predict` would
+    (`predictions/<pick|baseline>.jsonl`); McNemar's exact test pairs the answers.
+
+    Returns:
+        `{"b", "c", "p", "pick_accuracy", "baseline_accuracy"}`: b counts the test
+        examples only the pick gets right, c those only the baseline gets right.
+    """
+    import tfkit.quiet  # noqa: F401  (first: TensorFlow's start-up lines hidden)
+    from tfkit.diagnostics.verdict import mcnemar_p
+    from tfkit.predict import predict
+    from tfkit.tables import read_table
+
+    labels = read_table(test_table)["label"].astype(str)
+    right = {}
+    for name, export in (("pick", pick_export), ("baseline", baseline_export)):
+        out = os.path.join(folder, f"{name}.jsonl")
+        predict(export, test_table, out, "text", 256)
+        right[name] = (read_table(out)["predicted_label"].astype(str) == labels).to_numpy()
+    b = int((right["pick"] & ~right["baseline"]).sum())
+    c = int((~right["pick"] & right["baseline"]).sum())
+    return {"b": b, "c": c, "p": mcnemar_p(b, c),
+            "pick_accuracy": float(right["pick"].mean()),
+            "baseline_accuracy": float(right["baseline"].mean())}  # fmt: skip

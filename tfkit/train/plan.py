@@ -1,0 +1,87 @@
+"""The plan: which recipes to try on the data read, cheapest first, and why each.
+
+Every candidate is an ordinary recipe run with its own flags, a command a user could
+type (`Candidate.command`). The order follows the evidence:
+
+- texts: the linear baseline (TF-IDF of word 1-2-grams and one Dense layer:
+  `text_ngrams --units 0`), then `text_ngrams` in two sizes; the Conv1D only where
+  texts / mean words per text >= 1,500 (Google's text-classification guide: below it
+  an n-gram model beats a sequence model); an LSTM last, if time is left;
+- pictures: the linear model on the pixels, then the ResNet at two depths.
+"""
+
+import dataclasses
+import sys
+
+# Google's text-classification guide: samples / words per sample below this, n-grams win.
+SEQUENCE_RATIO = 1_500
+VALIDATION_SHARE = 0.2  # the recipes' --validation-split
+SMALL_CORPUS = 20_000  # rows: the README's measurements ran the LSTM at batch 64 below it
+# The bag-of-n-grams candidates train as the linear baseline does (`tfkit.baseline`): about
+# 1,500 steps of batch 32, at least 10 epochs and at most 100, early stopped.
+STEPS, MIN_EPOCHS, MAX_EPOCHS, BATCH_SIZE = 1_500, 10, 100, 32
+
+
+def ngram_epochs(rows):
+    """Epochs for `rows` training rows (a fifth of them held out for validation)."""
+    steps = max(1, -(-round(rows * (1 - VALIDATION_SHARE)) // BATCH_SIZE))
+    return int(min(MAX_EPOCHS, max(MIN_EPOCHS, -(-STEPS // steps))))
+
+
+@dataclasses.dataclass
+class Candidate:
+    """One recipe run of the ladder."""
+
+    name: str
+    recipe: str
+    flags: list  # the recipe's own flags that make this candidate
+    reason: str
+
+    def command(self, common):
+        """The command line of this candidate, with the flags all candidates share."""
+        return [sys.executable, "-m", f"recipes.{self.recipe}", *self.flags, *common]
+
+
+def plan(reading):
+    """`(candidates, skipped)`: the ladder for `reading`, and `(name, why)` of those left out."""
+    if reading.kind == "pictures":
+        return picture_ladder(reading), []
+    return text_ladder(reading)
+
+
+def text_ladder(reading):
+    ratio = reading.rows / max(reading.mean_words, 1.0)
+    epochs = ["--epochs", str(ngram_epochs(reading.rows))]
+    ladder = [
+        Candidate("linear", "text_ngrams", ["--units", "0", "--dropout", "0", "--optimizer", "adam",
+                                            *epochs],
+                  "the baseline: TF-IDF of word 1-2-grams and one Dense layer (Adam, as tfkit's "
+                  "baseline)"),
+        Candidate("ngrams-16", "text_ngrams", epochs,
+                  "a bag of 1-2-grams with a hidden layer of 16 (Deep Learning with Python, "
+                  "ch. 11): the strongest model for small corpora"),
+        Candidate("ngrams-64", "text_ngrams", ["--units", "64", *epochs],
+                  "the same, 64 wide: more capacity where there are more texts"),
+    ]  # fmt: skip
+    skipped = []
+    conv1d = f"texts / mean words per text = {reading.rows:,} / {reading.mean_words:.0f} = {ratio:,.0f}"
+    if ratio >= SEQUENCE_RATIO:
+        ladder.append(Candidate("conv1d", "imdb_conv1d", ["--learning-rate", "auto"],
+                                f"a sequence model: {conv1d} >= {SEQUENCE_RATIO:,}"))  # fmt: skip
+    else:
+        why = (f"{conv1d} < {SEQUENCE_RATIO:,}: n-grams beat a sequence model here (Google's "
+               "text-classification guide)")
+        skipped.append(("conv1d", why))
+    # Batches of 64, not the recipe's 512: a few thousand texts still make steps enough.
+    batch = ["--batch-size", "64"] if reading.rows < SMALL_CORPUS else []
+    ladder.append(Candidate("lstm", "imdb_rnn", ["--cell", "lstm", "--learning-rate", "auto", *batch],
+                            "an LSTM, the costliest: last, if time is left"))  # fmt: skip
+    return ladder, skipped
+
+
+def picture_ladder(reading):
+    return [
+        Candidate("linear", "pixels_linear", [], "the baseline: the pixels and one Dense layer"),
+        Candidate("resnet-20", "cifar10_resnet", ["--depth", "20"], "a ResNet-20"),
+        Candidate("resnet-32", "cifar10_resnet", ["--depth", "32"], "a deeper ResNet, if time is left"),
+    ]  # fmt: skip
