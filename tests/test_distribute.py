@@ -238,7 +238,7 @@ def test_a_multi_worker_run_survives_a_lost_worker_a_sigterm_and_losing_every_pr
     worker 1 SIGKILLed (the launcher stops the chief, which would wait for it forever);
     worker 1 SIGTERMed mid-epoch (every worker stops at the same step, the one the chief's
     backup holds); every process SIGKILLed."""
-    epochs = 5
+    epochs = 4
     flags = ["--deterministic", "--no-export"]
     whole = on_two_workers(text_run(tmp_path / "whole", epochs, *flags))
     assert run_python(whole).returncode == 0
@@ -265,7 +265,7 @@ def test_a_multi_worker_run_survives_a_lost_worker_a_sigterm_and_losing_every_pr
     # Both workers stop at the same step, the one the chief's backup holds.
     assert err.count(f"stopped by SIGTERM at epoch 2, step {stopped_at['step']},") == 2, err[-3000:]
 
-    rows = kill_after_epochs([sys.executable, *args], history_csv, 4, epochs)  # every process
+    rows = kill_after_epochs([sys.executable, *args], history_csv, 3, epochs)  # every process
     check_resumed(run_python(args), tmp_path / "run", rows, epochs)
     history = pd.read_csv(history_csv).drop(columns=["epoch_seconds", "examples_per_second"])
     expected = pd.read_csv(tmp_path / "whole" / "history.csv").drop(columns=["epoch_seconds", "examples_per_second"])

@@ -55,6 +55,16 @@ def test_a_text_export_labels_a_table_keeping_its_columns(tmp_path, capsys):
     assert list(labels["id"]) == [i for i in new["id"] if i != "t005"]
     assert (labels["predicted_label"] == labels["label"]).mean() >= 0.95
     np.testing.assert_allclose(labels.filter(like="probability_").sum(axis=1), 1.0, rtol=1e-5)
+    # A title and a body, as `tfkit train` joins them: the labels of the text they make.
+    words = new["text"].str.split()
+    split = new.assign(title=words.str[:4].str.join(" "), body=words.str[4:].str.join(" "))
+    split.drop(columns="text").to_csv(tmp_path / "split.csv", index=False)
+    code, printed = run_cli(["predict", str(tmp_path / "export"), "--input", str(tmp_path / "split.csv"),
+                             "--output", str(tmp_path / "split_labels.csv"), "--text-column",
+                             "title,body"], capsys)  # fmt: skip
+    assert code == 0 and "predicted 59, skipped 1" in printed.out, printed.err
+    joined = pd.read_csv(tmp_path / "split_labels.csv", dtype={"id": str})
+    assert list(joined["predicted_label"]) == list(labels["predicted_label"])
     # An input that already has a column predict writes is refused, not overwritten.
     new.assign(predicted_label="mine").to_csv(tmp_path / "clash.csv", index=False)
     code, printed = run_cli(["predict", str(tmp_path / "export"), "--input",

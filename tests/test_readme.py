@@ -339,15 +339,20 @@ def metrics_files(folder):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(
-    "module, args",
-    [command[1:] for command in README_COMMANDS],
-    ids=[command[0] for command in README_COMMANDS],
-)
-def test_every_readme_command_runs(module, args, workspace, monkeypatch, capsys):
-    if NOT_RUN_HERE & set(args):
-        pytest.skip("parsed only: " + ", ".join(sorted(NOT_RUN_HERE & set(args))))
+def test_every_readme_command_runs_in_order(workspace, monkeypatch, capsys):
+    """One test, so the commands run in the README's order on one pytest worker (a later
+    command reads what an earlier one wrote)."""
     monkeypatch.chdir(workspace)
+    for where, module, args in README_COMMANDS:
+        if NOT_RUN_HERE & set(args):
+            continue  # parsed only (test_every_command_shown_parses)
+        try:
+            run_readme_command(module, args, workspace, capsys)
+        except AssertionError as error:
+            raise AssertionError(f"{where}: python -m {module} {' '.join(args)}: {error}") from None
+
+
+def run_readme_command(module, args, workspace, capsys):
     if module == "tfkit":
         try:
             tfkit_main.main(args)

@@ -80,6 +80,7 @@ def test_the_label_is_the_one_column_with_few_values_when_none_has_a_conventiona
         (lambda t: t.assign(category=["a", "b"] * (len(t) // 2 - 1) + ["a", "c"]), "single example"),
         (lambda t: t.assign(category="one"), "one class"),
         (lambda t: t.assign(title="x", body="y"), "no text column found"),
+        (lambda t: t.assign(category=None), "no row has both a text and a label"),
     ],
 )  # fmt: skip
 def test_a_table_it_cannot_use_is_refused_in_one_line_with_the_way_out(tmp_path, change, message):
@@ -115,6 +116,31 @@ def test_class_folders_of_texts_and_tables_with_their_own_test_split(tmp_path):
     assert reading.test_given and len(reading.test) == 30 and len(reading.train) == 90
 
 
+def test_class_folders_without_texts_or_with_a_test_class_train_lacks_are_refused(tmp_path):
+    for split, topics in (("train", ["sports", "tech", "travel"]), ("test", ["sports", "art"])):
+        for topic in topics:
+            os.makedirs(tmp_path / split / topic)
+            if topic != "travel":
+                (tmp_path / split / topic / "1.txt").write_text("some words here")
+                (tmp_path / split / topic / "2.txt").write_text("more words here")
+    with pytest.raises(UsageError, match="test has the class.es. art that"):
+        read_data(str(tmp_path))
+    os.rename(tmp_path / "test", tmp_path / "later")
+    with pytest.raises(UsageError, match="class folder.s. travel of .* hold no .txt file"):
+        read_data(str(tmp_path))
+
+
+def test_a_run_folder_or_export_folder_that_is_a_file_is_refused_before_any_work(tmp_path):
+    news_table().to_csv(tmp_path / "news.csv", index=False)
+    (tmp_path / "taken").write_text("")
+    for flags in (["--run-dir", "taken"], ["--run-dir", "run", "--export-dir", "taken/x"]):
+        result = subprocess.run(train_command(tmp_path / "news.csv", *flags), env=python_env(),
+                                cwd=tmp_path, capture_output=True, text=True)  # fmt: skip
+        assert result.returncode == 2, result.stderr[-2000:]
+        assert len(result.stderr.strip().splitlines()) == 1 and "taken" in result.stderr
+        assert sorted(os.listdir(tmp_path)) == ["news.csv", "taken"]
+
+
 def test_a_folder_mixing_pictures_and_texts_is_refused(tmp_path):
     for topic in ("a", "b"):
         os.makedirs(tmp_path / topic)
@@ -126,13 +152,14 @@ def test_a_folder_mixing_pictures_and_texts_is_refused(tmp_path):
 
 def test_the_plan_follows_the_texts_per_word_rule():
     class Reading:
-        kind, rows, mean_words = "texts", 2_000, 200.0  # 10 texts per word: n-grams
+        kind, rows, mean_words, long_words = "texts", 2_000, 200.0, 290  # 10 texts per word
 
     ladder, skipped = plan(Reading())
     assert [c.name for c in ladder] == ["linear", "ngrams-16", "ngrams-64", "lstm"]
     assert ladder[0].flags[:4] == ["--units", "0", "--dropout", "0"]
     assert ladder[0].flags[-2:] == ["--epochs", str(epoch_budget(1_600))]  # as the baseline's
     assert skipped[0][0] == "conv1d" and "10 < 1,500" in skipped[0][1]
+    assert ladder[-1].flags[-2:] == ["--max-len", "304"]  # 95% of the texts, to 16
     Reading.rows, Reading.mean_words = 150_000, 20.0  # 7,500: a sequence model may win
     assert "conv1d" in [c.name for c in plan(Reading())[0]]
 
@@ -155,18 +182,28 @@ def journal_events(run_dir):
     return [json.loads(line) for line in (run_dir / "journal.jsonl").read_text().splitlines()]
 
 
-def kill_when(process, run_dir, event, candidate=None, count=1):
-    """SIGKILLs `process` once the journal holds `count` `event` lines (of `candidate`)."""
+def kill_when(process, run_dir, event, candidate, history_rows=0):
+    """SIGKILLs `process` once its journal holds `event` of `candidate` and the candidate's
+    history.csv has `history_rows` rows (it is then mid-training, with a backup)."""
+    history = run_dir / "candidates" / candidate / "history.csv"
     deadline = time.time() + 300
     while time.time() < deadline and process.poll() is None:
-        if (run_dir / "journal.jsonl").exists():
-            found = [e for e in journal_events(run_dir) if e["event"] == event
-                     and candidate in (None, e.get("candidate"))]  # fmt: skip
-            if len(found) >= count:
-                break
+        started = (run_dir / "journal.jsonl").exists() and any(
+            e["event"] == event and e.get("candidate") == candidate for e in journal_events(run_dir))
+        rows = len(pd.read_csv(history)) if history_rows and history.exists() else 0
+        if started and rows >= history_rows:
+            break
         time.sleep(0.05)
+    assert process.poll() is None, "the run ended before it could be killed"
     process.kill()
     process.wait(timeout=60)
+
+
+def origins(export_dir):
+    """Which candidate's export each version of a served model is, oldest first."""
+    versions = sorted(os.listdir(export_dir), key=int)
+    return [json.loads((export_dir / v / "assets.extra" / "tfkit_train.json").read_text())["candidate"]
+            for v in versions]  # fmt: skip
 
 
 @pytest.mark.slow
@@ -198,25 +235,20 @@ def test_a_table_to_a_served_model_within_the_budget_and_again_after_kills(tmp_p
     accuracy = (served["predicted_label"] == served["label"]).mean()
     assert accuracy == pytest.approx(metrics["test"]["accuracy"], abs=1e-6)
     assert (tmp_path / "whole" / "report.html").exists()
-    def origin(version):  # which candidate's export a version of the served model is
-        path = tmp_path / "served" / version / "assets.extra" / "tfkit_train.json"
-        return json.loads(path.read_text())["candidate"]
-
-    versions = sorted(os.listdir(tmp_path / "served"), key=int)
-    assert origin("1") == "linear" and origin(versions[-1]) == metrics["pick"]["exported"]
+    served = origins(tmp_path / "served")
+    assert served[0] == "linear" and served[-1] == metrics["pick"]["exported"]
 
     again = subprocess.run(whole, env=python_env(), cwd=tmp_path, capture_output=True, text=True)
     assert again.returncode == 0 and "finished before" in again.stdout
     assert journal_events(tmp_path / "whole") == events  # nothing changed
 
-    # Killed twice (during the second candidate, then right after the pick) and run again:
-    # the same pick and test metrics, no candidate trained twice.
+    # SIGKILLed while the second candidate trains (the baseline already served) and run
+    # again: the same pick and test metrics, no candidate trained twice or served twice.
     killed = train_command(tmp_path / "news.csv", "--run-dir", tmp_path / "run",
                            "--export-dir", tmp_path / "served2", *flags)  # fmt: skip
-    for event, candidate in (("start", "ngrams-16"), ("pick", None)):
-        process = subprocess.Popen(killed, env=python_env(), cwd=tmp_path,
-                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
-        kill_when(process, tmp_path / "run", event, candidate)
+    process = subprocess.Popen(killed, env=python_env(), cwd=tmp_path,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    kill_when(process, tmp_path / "run", "start", "ngrams-16", history_rows=2)
     result = subprocess.run(killed, env=python_env(), cwd=tmp_path, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr[-3000:]
     resumed = json.loads((tmp_path / "run" / "metrics.json").read_text())
@@ -224,3 +256,5 @@ def test_a_table_to_a_served_model_within_the_budget_and_again_after_kills(tmp_p
     assert resumed["test"] == metrics["test"]
     finishes = [e["candidate"] for e in journal_events(tmp_path / "run") if e["event"] == "finish"]
     assert len(finishes) == len(set(finishes))
+    assert "resumed at epoch" in (tmp_path / "run" / "logs" / "ngrams-16.log").read_text()
+    assert origins(tmp_path / "served2") == origins(tmp_path / "served")  # each version once

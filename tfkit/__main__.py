@@ -159,8 +159,13 @@ def train_data(args):
     from tfkit.errors import DataError, UsageError
     from tfkit.train import command
 
-    # SIGTERM as Ctrl-C: the candidate training is stopped after its step, backed up.
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    received = [signal.SIGINT]
+
+    def stop(number, frame):  # SIGTERM as Ctrl-C: the candidate stops after its step, backed up
+        received[0] = number
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
     try:
         sys.exit(command.main(args))
     except UsageError as error:
@@ -168,7 +173,7 @@ def train_data(args):
     except (DataError, command.TrainFailed) as error:
         _error(str(error), FAILURE)
     except KeyboardInterrupt:
-        _error("stopped; run the same command again to continue where it was", 130)
+        _error("stopped; run the same command again to continue where it was", 128 + received[0])
 
 
 def launch_workers(args):
@@ -217,7 +222,8 @@ def main(argv=None):
     labels.add_argument("--input", required=True, help="a table (.csv .tsv .jsonl .parquet) "
                         "of texts, or a folder of pictures (or one picture)")  # fmt: skip
     labels.add_argument("--output", required=True, help="the table to write (.csv .tsv ...)")
-    labels.add_argument("--text-column", default="text", help="a table's column of texts")
+    labels.add_argument("--text-column", default="text", help="a table's column of texts; "
+                        "COL,COL: several, joined by a line break (as tfkit train joins them)")  # fmt: skip
     labels.add_argument("--batch-size", type=int, default=64, help="inputs per call")
     labels.set_defaults(handler=predict_labels)
     start = commands.add_parser(

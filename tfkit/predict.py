@@ -25,7 +25,14 @@ from tfkit.data.decode import error_reason
 from tfkit.data.pictures import picture_files
 from tfkit.errors import DataError, UsageError
 from tfkit.export import CLASS_NAMES_SIGNATURE, latest_version_dir
-from tfkit.tables import TABLE_FORMATS, check_tsv, leading_quotes, read_table, write_table
+from tfkit.tables import (
+    TABLE_FORMATS,
+    check_tsv,
+    joined_texts,
+    leading_quotes,
+    read_table,
+    write_table,
+)
 
 INPUTS = ("text", "image_bytes")
 
@@ -160,14 +167,17 @@ def read_inputs(path, input_name, text_column):
         raise UsageError(f"this export reads texts: give a table ({', '.join(TABLE_FORMATS)}) "
                          f"with a column of them, not {path}")  # fmt: skip
     table = read_table(path)
-    if text_column not in table.columns:
-        raise UsageError(f"{path} has no column {text_column!r} (--text-column); its columns: "
+    columns = [name.strip() for name in text_column.split(",")]  # a title,body as tfkit train joined them
+    absent = [name for name in columns if name not in table.columns]
+    if absent:
+        raise UsageError(f"{path} has no column {absent[0]!r} (--text-column); its columns: "
                          + ", ".join(map(str, table.columns)))  # fmt: skip
-    missing = table[text_column].isna().to_numpy()  # only an empty field is missing
-    reason = f"no text in column {text_column!r}"
+    texts = joined_texts(table, columns) if len(table) else table.get(columns[0], pd.Series([]))
+    missing = (texts == "").to_numpy()
+    reason = f"no text in column{'s' if len(columns) > 1 else ''} {text_column!r}"
     skipped = [(f"row {i + 1}", reason) for i in np.flatnonzero(missing)]
     table = table[~missing]  # its index keeps the rows' numbers (from 0)
-    return table, [str(text).encode("utf-8") for text in table[text_column]], skipped
+    return table, [text.encode("utf-8") for text in texts[~missing]], skipped
 
 
 def _refuse_taken(input_path, frame, columns):

@@ -102,6 +102,16 @@ def check_tsv(frame, path):
             _refuse_tsv(path, f"row {row} (column {column!r})")
 
 
+def joined_texts(frame, columns):
+    """The texts of `columns`, stripped and joined by a line break, empty parts left out
+    ("" where every part is empty): how `tfkit train` and `predict` read a title and a body."""
+    texts = None
+    for column in columns:
+        part = frame[column].astype(object).where(frame[column].notna(), "").astype(str).str.strip()
+        texts = part if texts is None else (texts + "\n" + part).str.strip("\n")
+    return texts
+
+
 def leading_quotes(frame):
     """How many text fields of `frame` begin with a double quote.
 

@@ -156,10 +156,13 @@ def _echo(stream, log_path):
         for chunk in iter(lambda: stream.read1(4096), b""):
             log.write(chunk)
             log.flush()
-            try:
-                sys.stdout.buffer.write(chunk)
+            try:  # a replaced sys.stdout (a notebook, a test) may have no bytes buffer
+                if hasattr(sys.stdout, "buffer"):
+                    sys.stdout.buffer.write(chunk)
+                else:
+                    sys.stdout.write(chunk.decode("utf-8", "replace"))
                 sys.stdout.flush()
-            except (OSError, ValueError):
+            except (OSError, ValueError):  # a closed terminal: the log still gets it all
                 pass
 
 

@@ -16,14 +16,17 @@ EVENTS = ("read", "split", "plan", "start", "finish", "stop", "pick", "refit", "
 class Journal:
     """The journal of a train run folder: its events so far, and the next to append."""
 
-    def __init__(self, folder):
+    def __init__(self, folder, clock=None):
         self.path = os.path.join(folder, JOURNAL_FILE)
         self.events = _read(self.path)
+        self.clock = clock  # a `Clock`: each line then says when, in seconds of the budget
 
     def write(self, event, **fields):
         """Appends one decision; returns it."""
         assert event in EVENTS, event
         line = {"event": event, **fields}
+        if self.clock is not None:
+            line["spent_seconds"] = round(self.clock.spent(), 1)
         with open(self.path, "a", encoding="utf-8") as file:
             file.write(json.dumps(line, ensure_ascii=False) + "\n")
             file.flush()

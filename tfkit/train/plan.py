@@ -16,7 +16,8 @@ import sys
 # Google's text-classification guide: samples / words per sample below this, n-grams win.
 SEQUENCE_RATIO = 1_500
 VALIDATION_SHARE = 0.2  # the recipes' --validation-split
-SMALL_CORPUS = 20_000  # rows: the README's measurements ran the LSTM at batch 64 below it
+SMALL_CORPUS = 20_000
+MAX_LEN, CONV1D_MIN_LEN = 500, 43  # the documents' length; the Conv1D's layers need 43  # rows: the README's measurements ran the LSTM at batch 64 below it
 # The bag-of-n-grams candidates train as the linear baseline does (`tfkit.baseline`): about
 # 1,500 steps of batch 32, at least 10 epochs and at most 100, early stopped.
 STEPS, MIN_EPOCHS, MAX_EPOCHS, BATCH_SIZE = 1_500, 10, 100, 32
@@ -66,7 +67,8 @@ def text_ladder(reading):
     skipped = []
     conv1d = f"texts / mean words per text = {reading.rows:,} / {reading.mean_words:.0f} = {ratio:,.0f}"
     if ratio >= SEQUENCE_RATIO:
-        ladder.append(Candidate("conv1d", "imdb_conv1d", ["--learning-rate", "auto"],
+        ladder.append(Candidate("conv1d", "imdb_conv1d", ["--learning-rate", "auto",
+                                                          *sequence_length(reading, CONV1D_MIN_LEN)],
                                 f"a sequence model: {conv1d} >= {SEQUENCE_RATIO:,}"))  # fmt: skip
     else:
         why = (f"{conv1d} < {SEQUENCE_RATIO:,}: n-grams beat a sequence model here (Google's "
@@ -74,9 +76,17 @@ def text_ladder(reading):
         skipped.append(("conv1d", why))
     # Batches of 64, not the recipe's 512: a few thousand texts still make steps enough.
     batch = ["--batch-size", "64"] if reading.rows < SMALL_CORPUS else []
-    ladder.append(Candidate("lstm", "imdb_rnn", ["--cell", "lstm", "--learning-rate", "auto", *batch],
+    ladder.append(Candidate("lstm", "imdb_rnn", ["--cell", "lstm", "--learning-rate", "auto", *batch,
+                                                 *sequence_length(reading, 1)],
                             "an LSTM, the costliest: last, if time is left"))  # fmt: skip
     return ladder, skipped
+
+
+def sequence_length(reading, minimum):
+    """`--max-len` for a sequence model: the words of 95% of the texts, rounded up to 16,
+    within [minimum, 500] (the documents' 500; a 20-word text then runs 32 steps, not 500)."""
+    length = -(-max(reading.long_words, 1) // 16) * 16
+    return ["--max-len", str(min(MAX_LEN, max(minimum, length)))]
 
 
 def picture_ladder(reading):

@@ -16,7 +16,7 @@ import pandas as pd
 from tfkit.data.splits import TEST_SHARE, stratified_sample
 from tfkit.data.texts import label_strings, natural_order
 from tfkit.errors import DataError, UsageError
-from tfkit.tables import TABLE_FORMATS, read_table
+from tfkit.tables import TABLE_FORMATS, joined_texts, read_table
 
 # Column names that mean "the label" in the tables people bring, in order of preference.
 LABEL_NAMES = ("label", "labels", "target", "class", "category", "categories", "topic",
@@ -49,6 +49,7 @@ class Reading:
     label_column: str | None = None
     text_columns: tuple = ()
     mean_words: float = 0.0  # texts: mean words per training text
+    long_words: int = 0  # texts: words of the longest text but 5% (the 95th percentile)
 
     @property
     def rows(self):
@@ -119,10 +120,9 @@ def _read_tables(path, paths, text, label, seed):
     counts = {name: int((train["label"] == name).sum()) for name in class_names}
     lines.insert(3, f"rows: {len(train)} for training{held_out}, {len(class_names)} classes: "
                     + ", ".join(f"{name} {count}" for name, count in counts.items()))  # fmt: skip
-    mean_words = float(train["text"].str.split().str.len().mean())
     return Reading("texts", path, "tables" if "test" in paths else "a table", class_names,
                    counts, lines, train, test, "test" in paths, dropped, label_column,
-                   tuple(text_columns), mean_words)  # fmt: skip
+                   tuple(text_columns), *_lengths(train))  # fmt: skip
 
 
 def _label_column(frame, label, text):
@@ -184,8 +184,7 @@ def _mean_words(values):
 
 def _texts_and_labels(frame, text_columns, label_column):
     """The table as `text`, `label` strings, and how many rows were dropped, by reason."""
-    parts = frame[list(text_columns)].astype(object).where(frame[list(text_columns)].notna(), "")
-    texts = parts.astype(str).apply(lambda row: "\n".join(p for p in row if p.strip()), axis=1)
+    texts = joined_texts(frame, text_columns)
     labels = label_strings(frame[label_column])
     no_label = labels.isna()
     empty = ~no_label & (texts.str.strip() == "")
@@ -194,10 +193,13 @@ def _texts_and_labels(frame, text_columns, label_column):
     return cleaned, {"missing label": int(no_label.sum()), "empty text": int(empty.sum())}
 
 
-def _check_classes(train, label_column):
+def _check_classes(train, label_column, folders=False):
     labels = train["label"]
+    if labels.empty:
+        raise UsageError(f"no row has both a text and a label (column {label_column!r}); "
+                         "fill them, or name other columns with --text and --label")  # fmt: skip
     numbers = pd.to_numeric(labels, errors="coerce")
-    if numbers.notna().all() and labels.nunique() > MAX_NUMERIC_CLASSES:
+    if not folders and numbers.notna().all() and labels.nunique() > MAX_NUMERIC_CLASSES:
         raise UsageError(f"column {label_column!r} holds {labels.nunique()} distinct numbers: a "
                          "regression target: tfkit trains classifiers (name another column "
                          "with --label)")  # fmt: skip
@@ -242,6 +244,10 @@ def _read_folders(path, seed):
     if len(class_names) < 2:
         raise UsageError(f"{roots['train']} needs a folder per class, two at least; found: "
                          f"{', '.join(class_names) or 'no folder'} (or give a table file)")  # fmt: skip
+    unseen = sorted(set(_subfolders(roots["test"])) - set(class_names)) if "test" in roots else []
+    if unseen:
+        raise UsageError(f"{roots['test']} has the class(es) {', '.join(unseen)} that "
+                         f"{roots['train']} lacks; add them to train/ or take them out of test/")  # fmt: skip
     files = {split: _files_by_class(root, class_names) for split, root in roots.items()}
     kinds = _kinds(files)
     if len(kinds) != 1:
@@ -265,7 +271,11 @@ def _read_folders(path, seed):
                    for f in (train, test))  # fmt: skip
     lines = [f"data: texts, from {layout} in {path} (one .txt file a text, its folder the label)"]
     lines += [f"dropped {count} file(s) of {reason}" for reason, count in dropped.items()]
-    _check_classes(train.assign(label=train["label"].astype(str)), "folder")
+    empty = [name for name in class_names if not (train["label"] == name).any()]
+    if empty:
+        raise UsageError(f"class folder(s) {', '.join(empty)} of {roots['train']} hold no .txt "
+                         "file with text; fill or remove them")  # fmt: skip
+    _check_classes(train, "folder", folders=True)
     if test is None:
         train, test = _hold_out_test(train, seed)
         lines.append(f"test: {len(test)} texts held out ({TEST_SHARE:.0%}, stratified by class, "
@@ -275,9 +285,15 @@ def _read_folders(path, seed):
     counts = {name: int((train["label"] == name).sum()) for name in class_names}
     lines.insert(1, f"rows: {len(train)} texts for training, {len(class_names)} classes: "
                     + ", ".join(f"{n} {c}" for n, c in counts.items()))  # fmt: skip
-    mean_words = float(train["text"].str.split().str.len().mean())
+    mean_words, long_words = _lengths(train)
     return Reading("texts", path, layout, class_names, counts, lines, train, test,
-                   "test" in roots, dropped, mean_words=mean_words)  # fmt: skip
+                   "test" in roots, dropped, mean_words=mean_words, long_words=long_words)  # fmt: skip
+
+
+def _lengths(train):
+    """Mean words per text, and the 95th percentile of words per text."""
+    words = train["text"].str.split().str.len()
+    return float(words.mean()), int(np.ceil(np.percentile(words, 95)))
 
 
 def _check_counts(counts):

@@ -14,7 +14,6 @@ import os
 from tfkit.files import write_text
 from tfkit.report import STYLE, Markup, table_html
 from tfkit.report import write_report as write_run_report
-from tfkit.tables import read_table
 from tfkit.train.journal import Journal
 
 TEST_NOTE = "test scores are shown, never used to choose"
@@ -55,16 +54,18 @@ def _plan_section(plan):
 
 
 def _leaderboard_section(run_dir):
-    table = read_table(os.path.join(run_dir, "leaderboard.csv"))
+    with open(os.path.join(run_dir, "metrics.json")) as file:
+        records = json.load(file)["leaderboard"]  # numbers as numbers, unlike the CSV's text
+    columns = list(records[0]) if records else []
     rows = []
-    for record in table.to_dict("records"):
+    for record in records:
         name = record["candidate"]
         link = os.path.join("candidates", name, "report.html")
         if os.path.exists(os.path.join(run_dir, link)):
             record["candidate"] = Markup(f"<a href='{html.escape(link)}'>{html.escape(name)}</a>")
         rows.append([_cell(value) for value in record.values()])
     note = f"<p class='muted'>{TEST_NOTE}: the pick reads validation only.</p>"
-    return _section("Leaderboard", table_html(rows, list(table.columns)) + note)
+    return _section("Leaderboard", table_html(rows, columns) + note)
 
 
 def _rules_section(journal):
@@ -84,7 +85,9 @@ def _pick_section(journal, pick, run_dir):
     with open(os.path.join(run_dir, "metrics.json")) as file:
         metrics = json.load(file)
     comparison = metrics.get("mcnemar")
-    if comparison:
+    if metrics["pick"]["exported"] == journal.last("plan")["candidates"][0]["candidate"]:
+        lines.append("the exported model is the baseline itself: no other candidate beat it on validation")
+    elif comparison:
         verdict = "beats" if comparison["b"] > comparison["c"] and comparison["p"] < 0.05 else (
             "trails" if comparison["c"] > comparison["b"] and comparison["p"] < 0.05 else
             "is not distinguishable from")  # fmt: skip
@@ -99,7 +102,7 @@ def _pick_section(journal, pick, run_dir):
 
 def _cell(value):
     if isinstance(value, float):
-        return "" if math.isnan(value) else f"{value:.4f}"
+        return "" if math.isnan(value) else float(f"{value:.4g}")
     return "" if value is None else value
 
 
