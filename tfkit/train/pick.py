@@ -61,7 +61,8 @@ def leaderboard(plan_lines, outcomes, metric):
             "why": line.get("reason", ""),
         }
         rows.append(row)
-    return pd.DataFrame(rows)
+    # Object columns: epochs stay whole numbers, and a candidate not run has None (JSON null).
+    return pd.DataFrame(rows, dtype=object)
 
 
 def served_comparison(pick_export, baseline_export, test_table, folder):

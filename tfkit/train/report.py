@@ -14,6 +14,7 @@ import os
 from tfkit.files import write_text
 from tfkit.report import STYLE, Markup, table_html
 from tfkit.report import write_report as write_run_report
+from tfkit.tables import read_table
 from tfkit.train.journal import Journal
 
 TEST_NOTE = "test scores are shown, never used to choose"
@@ -56,9 +57,9 @@ def _plan_section(plan):
 def _leaderboard_section(run_dir):
     with open(os.path.join(run_dir, "metrics.json")) as file:
         records = json.load(file)["leaderboard"]  # numbers as numbers, unlike the CSV's text
-    columns = list(records[0]) if records else []
+    columns = list(read_table(os.path.join(run_dir, "leaderboard.csv")).columns)  # its order
     rows = []
-    for record in records:
+    for record in ({name: record.get(name) for name in columns} for record in records):
         name = record["candidate"]
         link = os.path.join("candidates", name, "report.html")
         if os.path.exists(os.path.join(run_dir, link)):
