@@ -193,7 +193,7 @@ def main(argv=None):
     commands = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
     train = commands.add_parser(
         "train", help="train a classifier on a table or a folder, within a time budget",
-        description=tfkit.train.__doc__,
+        description=tfkit.train.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     tfkit.train.add_arguments(train)
     train.set_defaults(handler=train_data)
