@@ -22,7 +22,7 @@ from tfkit.train.pick import (
     pick,
     served_comparison,
 )
-from tfkit.train.plan import plan
+from tfkit.train.plan import VALIDATION_SHARE, plan
 from tfkit.train.reading import read_data
 
 
@@ -41,7 +41,6 @@ MIN_TRAINING = 10.0
 TRAIN_FILE = "train.json"
 # Written into each version it exports (TF Serving reads assets.extra/ as extra files).
 ORIGIN_FILE = os.path.join("assets.extra", "tfkit_train.json")
-VALIDATION_SHARE = 0.2  # the recipes' --validation-split
 
 
 def main(args):
