@@ -116,7 +116,7 @@ def read_class_folders(data_dir):
             f"{data_dir} has no train/ folder; it needs train/<class>/*.txt (and maybe "
             f"test/<class>/*.txt), or use --data csv for a table. It holds: {found}"
         )
-    folders = _class_folders(train_dir)
+    folders = class_folders(train_dir)
     if folders == {*IMDB_CLASSES, "unsup"}:
         class_names = IMDB_CLASSES  # aclImdb: unsup/ is unlabelled, not a class
     else:
@@ -134,7 +134,7 @@ def read_class_folders(data_dir):
         missing = [c for c in class_names if not os.path.isdir(os.path.join(folder, c))]
         if missing:
             raise DataError(f"{folder} lacks the class folder(s) {', '.join(missing)}")
-        extra = sorted(_class_folders(folder) - set(class_names) - {"unsup"})
+        extra = sorted(class_folders(folder) - set(class_names) - {"unsup"})
         if extra:  # its texts would be left out without a word
             raise DataError(
                 f"{folder} has the class folder(s) {', '.join(extra)}, which {train_dir} lacks; "
@@ -216,7 +216,7 @@ def _holds_texts(folder, class_names):
     return False
 
 
-def _class_folders(folder):
+def class_folders(folder):
     """The names of `folder`'s sub-folders, hidden ones left out."""
     return {
         name

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from tfkit.data.splits import TEST_SHARE, stratified_sample
-from tfkit.data.texts import label_strings, natural_order
+from tfkit.data.texts import class_folders, label_strings, natural_order
 from tfkit.errors import DataError, UsageError
 from tfkit.tables import TABLE_FORMATS, joined_texts, read_table
 
@@ -232,7 +232,7 @@ def _table_in(folder, split):
 
 
 def _read_folders(path, seed):
-    subfolders = _subfolders(path)
+    subfolders = sorted(class_folders(path))
     if "train" in subfolders:
         roots = {"train": os.path.join(path, "train")}
         if "test" in subfolders:
@@ -240,11 +240,11 @@ def _read_folders(path, seed):
         layout = "train/ and test/ class folders" if "test" in roots else "train/ class folders"
     else:
         roots, layout = {"train": path}, "class folders"
-    class_names = tuple(sorted(_subfolders(roots["train"])))
+    class_names = tuple(sorted(class_folders(roots["train"])))
     if len(class_names) < 2:
         raise UsageError(f"{roots['train']} needs a folder per class, two at least; found: "
                          f"{', '.join(class_names) or 'no folder'} (or give a table file)")  # fmt: skip
-    unseen = sorted(set(_subfolders(roots["test"])) - set(class_names)) if "test" in roots else []
+    unseen = sorted(class_folders(roots["test"]) - set(class_names)) if "test" in roots else []
     if unseen:
         raise UsageError(f"{roots['test']} has the class(es) {', '.join(unseen)} that "
                          f"{roots['train']} lacks; add them to train/ or take them out of test/")  # fmt: skip
@@ -301,11 +301,6 @@ def _check_counts(counts):
     if rare:
         raise UsageError(f"class(es) {', '.join(rare)} have fewer than 2 examples; give each "
                          "class 2 or more (better: dozens)")  # fmt: skip
-
-
-def _subfolders(folder):
-    return sorted(name for name in os.listdir(folder)
-                  if os.path.isdir(os.path.join(folder, name)) and not name.startswith("."))  # fmt: skip
 
 
 def _files_by_class(root, class_names):
