@@ -20,7 +20,6 @@ import tfkit.quiet  # noqa: F401  (first: hides TensorFlow's C++ start-up lines)
 from dataclasses import dataclass
 from functools import partial
 
-import numpy as np
 import tensorflow as tf
 import keras
 from keras import layers
@@ -29,10 +28,7 @@ from tfkit import cli
 from tfkit.callbacks import standard_callbacks
 from tfkit.classifier import classifier_fit_arguments, classifier_loss, classifier_output
 from tfkit.config import DATA_SOURCES, OPTIMIZERS, ClassifierConfig, check_at_least, flag
-from tfkit.data.cifar10 import CLASS_NAMES, load_cifar10
-from tfkit.data.order import Balance, epoch_batches
-from tfkit.data.pictures import load_picture_classes
-from tfkit.data.splits import split_and_cap
+from tfkit.data.pixels import IMAGE_SIZE, picture_datasets, picture_splits
 from tfkit.distribute import chief_or_temporary, get_strategy
 from tfkit.export import export_image_classifier
 from tfkit.hardware import set_mixed_precision, use_jit_compile
@@ -44,7 +40,6 @@ from tfkit.session import computed_policy
 from tfkit.tune import best_config
 
 RECIPE = "cifar10_resnet"
-IMAGE_SIZE = 32
 AUGMENTATIONS = ("flip", "crop", "color")
 
 
@@ -105,36 +100,6 @@ def parse_augment(text, data):
     return names
 
 
-def load_data(config, run):
-    """The pictures as uint8 (n, 32, 32, 3) splits, and the files that could not be read.
-
-    CIFAR-10 keeps its own test split; class folders without `test/` give a seeded,
-    stratified fifth of the pictures to it. 20% of the training split is held out for
-    validation. The splits are left in `run.baseline_data`: unless `--no-baseline`, a linear
-    model on the pixels is trained on them before the model (`tfkit.baseline`).
-    """
-    skipped = []
-    if config.data == "images":
-        train, test, class_names, skipped = load_picture_classes(config.data_dir, IMAGE_SIZE)
-        if skipped:
-            named = ", ".join(f"{s['file']} ({s['error']})" for s in skipped[:5])
-            more = f" and {len(skipped) - 5} more" if len(skipped) > 5 else ""
-            print(f"skipped {len(skipped)} file(s) that are not readable pictures: {named}{more}")
-    else:
-        cap = config.max_examples and 2 * config.max_examples  # enough for validation too
-        load = partial(load_cifar10, config.data, config.data_dir, None, config.seed)
-        train, test, class_names = load(cap), load(config.max_examples, split="test"), CLASS_NAMES
-    splits = split_and_cap(
-        train, test, config.data, config.validation_split, config.seed, config.max_examples,
-        class_names=class_names,
-    )  # fmt: skip
-    print(f"classes: {splits.describe()}")
-    run.baseline_data = ("pixels", splits)  # tfkit.modes trains the baseline on them
-    if config.retrain_best or config.kfold:  # the final model learns from all of them
-        splits = splits.with_validation_in_training()
-    return splits, skipped
-
-
 def mix_up(images, labels, indices, alpha, seed, class_weight):
     """003's mix-up within a batch: picture i blended with picture n-1-i by λ ~ Beta(α, α).
 
@@ -160,38 +125,15 @@ def mix_up(images, labels, indices, alpha, seed, class_weight):
 
 
 def datasets(config, splits):
-    """`(train, val, test)` pipelines of float pixels (0-255) and labels.
-
-    Training batches come in the seeded order of `tfkit.data.order` (resampled with
-    `--oversample`/`--undersample`), mixed up with `--mixup`; labels are (n, 1) floats
-    for two classes, class ids for more. Validation is None when its split is empty.
-    """
-    binary = len(splits.class_names) == 2
-
-    def arrays(split):
-        labels = np.asarray(split[1], dtype="float32" if binary else "int32")
-        return split[0], labels.reshape(-1, 1) if binary else labels
-
-    def evaluation(split):
-        if not len(split[1]):
-            return None
-        dataset = tf.data.Dataset.from_tensor_slices(arrays(split)).batch(config.batch_size)
-        return dataset.map(lambda x, y: (tf.cast(x, tf.float32), y)).prefetch(tf.data.AUTOTUNE)
-
-    if config.mixup:  # class weights go into the sample weights mix-up makes
-        weights = class_weight_from_labels(splits.train[1], config.class_weight) or {}
-        weights = [weights.get(i, 1.0) for i in range(len(splits.class_names))]
-        mixing = partial(mix_up, alpha=config.mixup, seed=config.seed, class_weight=weights)
-    else:
-        mixing = lambda images, labels, indices: (tf.cast(images, tf.float32), labels)  # noqa: E731
-    train = epoch_batches(
-        (*arrays(splits.train), np.arange(len(splits.train[1]))),
-        config.batch_size,
-        config.seed,
-        map_fn=lambda batch: mixing(*batch),
-        balance=Balance(splits.train[1], config.resample) if config.resample else None,
-    )
-    return train, evaluation(splits.val), evaluation(splits.test)
+    """`(train, val, test)` pipelines (`tfkit.data.pixels`), training batches mixed up with
+    `--mixup`."""
+    if not config.mixup:
+        return picture_datasets(config, splits)
+    # Class weights go into the sample weights mix-up makes.
+    weights = class_weight_from_labels(splits.train[1], config.class_weight) or {}
+    weights = [weights.get(i, 1.0) for i in range(len(splits.class_names))]
+    mixing = partial(mix_up, alpha=config.mixup, seed=config.seed, class_weight=weights)
+    return picture_datasets(config, splits, mixing)
 
 
 def fit_arguments(config, splits):
@@ -285,7 +227,7 @@ def main(argv=None):
     set_mixed_precision(config.mixed_precision, bf16_helps_on_cpu=False)
 
     # Data: CIFAR-10 or your class folders; the linear baseline trains on the same splits.
-    splits, skipped = load_data(config, run)
+    splits, skipped = picture_splits(config, run)
     config = record_in_config(run, config, class_names=splits.class_names)
     print(f"augmentation while training: {', '.join(config.augmentations) or 'none'}"
           + (f"; mix-up alpha {config.mixup:g}" if config.mixup else ""))  # fmt: skip

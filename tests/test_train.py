@@ -150,6 +150,35 @@ def test_a_folder_mixing_pictures_and_texts_is_refused(tmp_path):
         read_data(str(tmp_path))
 
 
+def picture_classes(root, per_class=15):
+    """Two classes of noisy red and blue squares, as PNG files."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for name, colour in (("red", (200, 30, 30)), ("blue", (40, 60, 210))):
+        os.makedirs(root / name)
+        for i in range(per_class):
+            pixels = np.clip(rng.normal(colour, 40, (24, 24, 3)), 0, 255).astype("uint8")
+            Image.fromarray(pixels).save(root / name / f"{i}.png")
+    return root
+
+
+def test_class_folders_of_pictures_are_read_planned_and_refused_in_a_format_not_served(tmp_path):
+    folder = picture_classes(tmp_path / "shapes")
+    reading = read_data(str(folder))
+    assert reading.kind == "pictures" and reading.class_counts == {"blue": 12, "red": 12}
+    assert "test: 6 pictures held out (20%, stratified by class, seed 1337)" in reading.lines
+    assert sorted(reading.test["label"]) == ["blue"] * 3 + ["red"] * 3
+    ladder, skipped = plan(reading)
+    assert [(c.name, c.recipe) for c in ladder] == [("linear", "pixels_linear"),
+                                                    ("resnet-20", "cifar10_resnet")]  # fmt: skip
+    assert skipped[0][0] == "resnet-32" and "24 pictures < 10,000" in skipped[0][1]
+    (folder / "red" / "scan.tiff").write_bytes(b"II*\0")
+    with pytest.raises(UsageError, match=r"1 picture\(s\) in a format the exported model cannot "
+                                         r"decode .* convert them to PNG"):  # fmt: skip
+        read_data(str(folder))
+
+
 def test_the_plan_follows_the_texts_per_word_rule():
     class Reading:
         kind, rows, mean_words, long_words = "texts", 2_000, 200.0, 290  # 10 texts per word
@@ -258,3 +287,26 @@ def test_a_table_to_a_served_model_within_the_budget_and_again_after_kills(tmp_p
     assert len(finishes) == len(set(finishes))
     assert "resumed at epoch" in (tmp_path / "run" / "logs" / "ngrams-16.log").read_text()
     assert origins(tmp_path / "served2") == origins(tmp_path / "served")  # each version once
+
+
+@pytest.mark.slow
+def test_a_picture_folder_to_a_served_model(tmp_path):
+    folder = picture_classes(tmp_path / "shapes", per_class=20)
+    budget = 75
+    command = train_command(folder, "--time-budget", f"{budget}s", "--run-dir", tmp_path / "run",
+                            "--export-dir", tmp_path / "served")  # fmt: skip
+    start = time.monotonic()
+    result = subprocess.run(command, env=python_env(), cwd=tmp_path, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert time.monotonic() - start <= budget * 1.05 + 20
+    assert "data: pictures, from class folders" in result.stdout
+    events = journal_events(tmp_path / "run")
+    assert [e["candidate"] for e in events if e["event"] == "export"][0] == "linear"
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["test"]["accuracy"] >= 0.9 and 0 <= metrics["mcnemar_p"] <= 1
+    # The served model labels the test pictures as the run evaluated them.
+    served = pd.read_json(tmp_path / "run" / "predictions" / "pick.jsonl", lines=True)
+    truth = served["path"].str.split("/").str[0]
+    assert len(served) == 8 and (served["predicted_label"] == truth).mean() == pytest.approx(
+        metrics["test"]["accuracy"], abs=1e-6)
+    assert "python -m tfkit predict" in result.stdout and "--input FOLDER" in result.stdout

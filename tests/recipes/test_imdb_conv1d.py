@@ -41,7 +41,7 @@ def test_a_quick_run_writes_the_run_folder_and_an_export(quick_flags, tmp_path):
 @pytest.mark.slow
 def test_learns_synthetic_reviews(tmp_path):
     imdb_conv1d.main([
-        "--data", "synthetic", "--max-examples", "2000", "--epochs", "4",
+        "--data", "synthetic", "--max-examples", "2000", "--epochs", "4", "--max-len", "224",
         "--learning-rate", "1e-3", "--run-dir", str(tmp_path / "run"), "--no-export", "--no-baseline",
     ])
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())

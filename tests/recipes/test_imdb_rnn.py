@@ -41,7 +41,7 @@ def test_a_killed_run_resumes_at_the_right_epoch(tmp_path):
     epochs = 6
     command = [
         sys.executable, "-m", "recipes.imdb_rnn", "--cell", "simple_rnn", "--data", "synthetic",
-        "--max-examples", "512", "--batch-size", "32", "--epochs", str(epochs),
+        "--max-examples", "512", "--batch-size", "32", "--epochs", str(epochs), "--max-len", "224",
         "--early-stopping-patience", "99", "--run-dir", str(tmp_path / "run"), "--no-export",
         "--no-baseline",
     ]

@@ -67,9 +67,6 @@ def main(args):
     reading = read_data(args.data, args.text, args.label, args.seed)
     for line in reading.lines:
         print(line)
-    if reading.kind == "pictures":
-        raise UsageError("pictures are not trained by `tfkit train` yet; use "
-                         "python -m recipes.cifar10_resnet --data dir --data-dir " + args.data)  # fmt: skip
     lock = FolderLock(run_dir).acquire()
     try:
         return _train(args, record, reading, run_dir, export_dir, seconds, journal)
@@ -90,8 +87,7 @@ def _train(args, record, reading, run_dir, export_dir, seconds, journal):
                       label=reading.label_column, text=list(reading.text_columns),
                       classes=list(reading.class_names), class_counts=reading.class_counts,
                       dropped=reading.dropped, lines=reading.lines)  # fmt: skip
-        write_table(reading.train, os.path.join(data_dir, "train.jsonl"))
-        write_table(reading.test, os.path.join(data_dir, "test.jsonl"))
+        _write_data(reading, data_dir)
         journal.write("split", train=len(reading.train), test=len(reading.test),
                       test_given=reading.test_given, seed=args.seed,
                       validation="20% of train, stratified, seeded (each recipe's own split)")  # fmt: skip
@@ -101,9 +97,10 @@ def _train(args, record, reading, run_dir, export_dir, seconds, journal):
                       skipped=[{"candidate": n, "reason": why} for n, why in skipped])  # fmt: skip
     for name, why in skipped:
         print(f"skipped {name}: {why}")
+    data = (["--data", "images", "--data-dir", data_dir] if reading.kind == "pictures" else
+            ["--data", "csv", "--data-dir", data_dir, "--text-column", "text", "--label-column", "label"])  # fmt: skip
     common = [
-        "--data", "csv", "--data-dir", data_dir, "--text-column", "text", "--label-column",
-        "label", "--seed", str(args.seed), "--no-baseline",
+        *data, "--seed", str(args.seed), "--no-baseline",
         # Keras's bar (it redraws through a pipe) on a terminal, a line an epoch in a log.
         "--verbose", "1" if sys.stdout.isatty() else "2",
         *(["--deterministic"] if args.deterministic else []),
@@ -234,7 +231,7 @@ def _finish(args, journal, run_dir, reading, chosen, exported, path, clock, expo
     if baseline.get("event") == "finish":
         comparison = served_comparison(
             os.path.join(run_dir, "exports", exported), os.path.join(run_dir, "exports", baseline_name),
-            os.path.join(run_dir, "data", "test.jsonl"), os.path.join(run_dir, "predictions"),
+            _test_input(reading, os.path.join(run_dir, "data")), os.path.join(run_dir, "predictions"),
         )  # fmt: skip
     metrics = {
         "test": test,
@@ -258,9 +255,36 @@ def _finish(args, journal, run_dir, reading, chosen, exported, path, clock, expo
     journal.write("done", pick=chosen, export=os.path.abspath(path), seconds=round(clock.spent(), 1))
     print(f"done in {describe(clock.spent())} of {describe(clock.budget)}: {chosen} exported at {path}; "
           f"test accuracy {test.get('accuracy', float('nan')):.4f} (shown, never used to choose)")
+    if reading.kind == "pictures":
+        print(f"label new pictures: python -m tfkit predict {export_dir} --input FOLDER "
+              "--output labelled.csv")
+        return
     columns = ",".join(reading.text_columns) or "text"  # class folders: a table's text column
     print(f"label new texts: python -m tfkit predict {export_dir} --input NEW_TABLE "
           f"--output labelled.csv --text-column {columns}")
+
+
+def _write_data(reading, data_dir):
+    """The splits every candidate reads: `train.jsonl` and `test.jsonl` for texts;
+    `train/<class>/` and `test/<class>/` of links to the pictures, made whole then renamed."""
+    if reading.kind == "texts":
+        write_table(reading.train, os.path.join(data_dir, "train.jsonl"))
+        write_table(reading.test, os.path.join(data_dir, "test.jsonl"))
+        return
+    if os.path.lexists(data_dir):  # links of an attempt killed before the journal's line
+        shutil.rmtree(data_dir)
+    with temporary_folder(os.path.dirname(data_dir), os.path.basename(data_dir)) as temporary:
+        for split, frame in (("train", reading.train), ("test", reading.test)):
+            for file, name, label in frame[["file", "name", "label"]].itertuples(index=False):
+                link = os.path.join(temporary, split, label, name)
+                os.makedirs(os.path.dirname(link), exist_ok=True)
+                os.symlink(os.path.abspath(file), link)
+        publish_folder(temporary, data_dir)
+
+
+def _test_input(reading, data_dir):
+    """What `predict` labels to compare the pick with the baseline: the test split."""
+    return os.path.join(data_dir, "test" if reading.kind == "pictures" else "test.jsonl")
 
 
 def _run_config(folder):

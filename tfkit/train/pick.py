@@ -65,10 +65,11 @@ def leaderboard(plan_lines, outcomes, metric):
     return pd.DataFrame(rows, dtype=object)
 
 
-def served_comparison(pick_export, baseline_export, test_table, folder):
+def served_comparison(pick_export, baseline_export, test_input, folder):
     """The pick against the baseline on the test split, from their served labels.
 
-    Each export labels the test table as `python -m tfkit predict` would
+    Each export labels `test_input` (the test table, or the test folder of class
+    folders of pictures) as `python -m tfkit predict` would
     (`predictions/<pick|baseline>.jsonl`); McNemar's exact test pairs the answers.
 
     Returns:
@@ -80,14 +81,23 @@ def served_comparison(pick_export, baseline_export, test_table, folder):
     from tfkit.predict import predict
     from tfkit.tables import read_table
 
-    labels = read_table(test_table)["label"].astype(str)
     right = {}
     for name, export in (("pick", pick_export), ("baseline", baseline_export)):
         out = os.path.join(folder, f"{name}.jsonl")
-        predict(export, test_table, out, "text", 256)
-        right[name] = (read_table(out)["predicted_label"].astype(str) == labels).to_numpy()
-    b = int((right["pick"] & ~right["baseline"]).sum())
-    c = int((~right["pick"] & right["baseline"]).sum())
+        predict(export, test_input, out, "text", 256)
+        served = read_table(out)
+        if os.path.isdir(test_input):  # pictures: the class is the path's first folder
+            key = served["path"].astype(str)
+            truth = key.str.split("/", n=1).str[0]
+        else:
+            key = served.index.to_series()
+            truth = read_table(test_input)["label"].astype(str)
+        right[name] = pd.Series((served["predicted_label"].astype(str) == truth).to_numpy(), key)
+    # Pictures neither could decode are in neither table; pair the others by file.
+    pick_right, baseline_right = right["pick"].align(right["baseline"], join="inner")
+    pick_right, baseline_right = pick_right.to_numpy(), baseline_right.to_numpy()
+    b = int((pick_right & ~baseline_right).sum())
+    c = int((~pick_right & baseline_right).sum())
     return {"b": b, "c": c, "p": mcnemar_p(b, c),
-            "pick_accuracy": float(right["pick"].mean()),
-            "baseline_accuracy": float(right["baseline"].mean())}  # fmt: skip
+            "pick_accuracy": float(pick_right.mean()),
+            "baseline_accuracy": float(baseline_right.mean())}  # fmt: skip

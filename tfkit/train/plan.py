@@ -7,7 +7,9 @@ type (`Candidate.command`). The order follows the evidence:
   `text_ngrams --units 0`), then `text_ngrams` in two sizes; the Conv1D only where
   texts / mean words per text >= 1,500 (Google's text-classification guide: below it
   an n-gram model beats a sequence model); an LSTM last, if time is left;
-- pictures: the linear model on the pixels, then the ResNet at two depths.
+- pictures: the linear model on the pixels (`pixels_linear`), then a ResNet-20, and a
+  ResNet-32 where there are pictures enough (He et al. 2016: 7.5% error against 8.8% on
+  CIFAR-10's 50,000).
 """
 
 import dataclasses
@@ -16,8 +18,9 @@ import sys
 # Google's text-classification guide: samples / words per sample below this, n-grams win.
 SEQUENCE_RATIO = 1_500
 VALIDATION_SHARE = 0.2  # the recipes' --validation-split
-SMALL_CORPUS = 20_000
-MAX_LEN, CONV1D_MIN_LEN = 500, 43  # the documents' length; the Conv1D's layers need 43  # rows: the README's measurements ran the LSTM at batch 64 below it
+SMALL_CORPUS = 20_000  # rows: the README's measurements ran the LSTM at batch 64 below it
+DEEPER_RESNET = 10_000  # training pictures from which a ResNet-32 is tried after the ResNet-20
+MAX_LEN, CONV1D_MIN_LEN = 500, 43  # the documents' length; the Conv1D's layers need 43
 # The bag-of-n-grams candidates train as the linear baseline does (`tfkit.baseline`): about
 # 1,500 steps of batch 32, at least 10 epochs and at most 100, early stopped.
 STEPS, MIN_EPOCHS, MAX_EPOCHS, BATCH_SIZE = 1_500, 10, 100, 32
@@ -46,7 +49,7 @@ class Candidate:
 def plan(reading):
     """`(candidates, skipped)`: the ladder for `reading`, and `(name, why)` of those left out."""
     if reading.kind == "pictures":
-        return picture_ladder(reading), []
+        return picture_ladder(reading)
     return text_ladder(reading)
 
 
@@ -90,8 +93,16 @@ def sequence_length(reading, minimum):
 
 
 def picture_ladder(reading):
-    return [
-        Candidate("linear", "pixels_linear", [], "the baseline: the pixels and one Dense layer"),
-        Candidate("resnet-20", "cifar10_resnet", ["--depth", "20"], "a ResNet-20"),
-        Candidate("resnet-32", "cifar10_resnet", ["--depth", "32"], "a deeper ResNet, if time is left"),
+    ladder = [
+        Candidate("linear", "pixels_linear", [],
+                  "the baseline: the pixels (32x32) and one Dense layer"),
+        Candidate("resnet-20", "cifar10_resnet", ["--learning-rate", "auto"],
+                  "a ResNet-20 (He et al. 2016): 0.97 on 1,442 digit pictures in 15 epochs"),
     ]  # fmt: skip
+    if reading.rows < DEEPER_RESNET:
+        why = (f"{reading.rows:,} pictures < {DEEPER_RESNET:,}: a ResNet-20 already fits them; "
+               "depth pays on CIFAR-10's 50,000 (He et al. 2016)")
+        return ladder, [("resnet-32", why)]
+    ladder.append(Candidate("resnet-32", "cifar10_resnet", ["--depth", "32", "--learning-rate", "auto"],
+                            f"a deeper ResNet: {reading.rows:,} pictures >= {DEEPER_RESNET:,}"))  # fmt: skip
+    return ladder, []

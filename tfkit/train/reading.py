@@ -29,6 +29,8 @@ TEXT_MIN_WORDS = 3
 # A label of numbers with more distinct values than this is a quantity, not a class.
 MAX_NUMERIC_CLASSES = 20
 PICTURE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".bmp", ".tif", ".tiff", ".webp", ".ppm")
+# Pictures the exported model cannot decode (`tfkit.data.decode`): refused before training.
+UNSERVED_SUFFIXES = (".tif", ".tiff", ".webp", ".ppm")
 TEXT_SUFFIXES = (".txt",)
 
 
@@ -42,7 +44,7 @@ class Reading:
     class_names: tuple
     class_counts: dict  # {class name: training rows}
     lines: list  # what was seen and why, one finding a line
-    train: pd.DataFrame | None = None  # texts: columns text, label
+    train: pd.DataFrame | None = None  # texts: columns text, label; pictures: file, name, label
     test: pd.DataFrame | None = None
     test_given: bool = False
     dropped: dict = dataclasses.field(default_factory=dict)  # {"empty text": n, ...}
@@ -256,13 +258,7 @@ def _read_folders(path, seed):
                          "one kind of class folder (.txt texts, or PNG/JPEG/GIF/BMP pictures)")
     kind = next(iter(kinds))
     if kind == "pictures":
-        counts = {name: len(files["train"][name]) for name in class_names}
-        lines = [f"data: pictures, from {layout} in {path}",
-                 f"rows: {sum(counts.values())} pictures, {len(class_names)} classes: "
-                 + ", ".join(f"{n} {c}" for n, c in counts.items())]  # fmt: skip
-        _check_counts(counts)
-        return Reading("pictures", path, layout, class_names, counts, lines,
-                       test_given="test" in roots)  # fmt: skip
+        return _read_pictures(path, layout, roots, class_names, files, seed)
     frames = {split: _text_frame(by_class) for split, by_class in files.items()}
     train, test = frames["train"], frames.get("test")
     dropped = {f"{split}: empty text": int(n) for split, frame in frames.items()
@@ -288,6 +284,41 @@ def _read_folders(path, seed):
     mean_words, long_words = _lengths(train)
     return Reading("texts", path, layout, class_names, counts, lines, train, test,
                    "test" in roots, dropped, mean_words=mean_words, long_words=long_words)  # fmt: skip
+
+
+def _read_pictures(path, layout, roots, class_names, files, seed):
+    """The picture files as frames of `file` (the path), `name` (its path in its class
+    folder) and `label`; test held out as for texts when `test/` is not given."""
+    unserved = [file for by_class in files.values() for paths in by_class.values()
+                for file in paths if file.lower().endswith(UNSERVED_SUFFIXES)]  # fmt: skip
+    if unserved:
+        raise UsageError(f"{len(unserved)} picture(s) in a format the exported model cannot "
+                         f"decode (it reads PNG, JPEG, GIF and BMP), e.g. {unserved[0]}: convert "
+                         "them to PNG")  # fmt: skip
+    frames = {}
+    for split, by_class in files.items():
+        rows = [(file, os.path.relpath(file, os.path.join(roots[split], name)), name)
+                for name, paths in by_class.items() for file in paths
+                if file.lower().endswith(PICTURE_SUFFIXES)]  # fmt: skip
+        frames[split] = pd.DataFrame(rows, columns=["file", "name", "label"])
+    train, test = frames["train"], frames.get("test")
+    counts = {name: int((train["label"] == name).sum()) for name in class_names}
+    lines = [f"data: pictures, from {layout} in {path} (one file a picture, its folder the label)",
+             f"rows: {len(train)} pictures for training, {len(class_names)} classes: "
+             + ", ".join(f"{n} {c}" for n, c in counts.items())]  # fmt: skip
+    _check_counts(counts)
+    if test is None:
+        train, test = _hold_out_test(train, seed)
+        lines.append(f"test: {len(test)} pictures held out ({TEST_SHARE:.0%}, stratified by "
+                     f"class, seed {seed})")  # fmt: skip
+        counts = {name: int((train["label"] == name).sum()) for name in class_names}
+    elif test.empty:
+        raise UsageError(f"{roots['test']} holds no picture in a class folder; put the test "
+                         f"pictures in {roots['test']}/<class>/, or remove it to hold out a fifth")
+    else:
+        lines.append(f"test: {len(test)} pictures of {roots['test']}, as given")
+    return Reading("pictures", path, layout, class_names, counts, lines, train, test,
+                   "test" in roots)  # fmt: skip
 
 
 def _lengths(train):
