@@ -45,6 +45,9 @@ class Config(ClassifierConfig):
     ngrams: int = flag(2, "longest word n-gram: 2 counts words and word pairs (DLwP ch. 11)")
     max_features: int = flag(20_000, "n-grams kept, the commonest (DLwP ch. 11: 20,000)")
     max_len: int = flag(2_000, "known n-grams read per text, at most (longer texts are cut)")
+    sublinear_tf: bool = flag(False, "count an n-gram 1 + ln(count) times (scikit-learn's sublinear_tf)")
+    norm: str = flag("none", "l2: each text's TF-IDF scaled to unit length (scikit-learn's default)",
+                     ("none", "l2"))  # fmt: skip
     units: int = flag(16, "width of the hidden Dense layer (DLwP ch. 11: 16); 0: none, a linear model")
     dropout: float = flag(0.5, "dropout before the output (DLwP ch. 11: 0.5)")
     learning_rate: float | str = flag(1e-3, "RMSprop's default; auto: --lr-find's")
@@ -75,7 +78,8 @@ def load_data(config, run):
 
 def tf_idf_of(splits, config):
     """The batch -> TF-IDF function, with the IDF of `splits`' training n-grams."""
-    return partial(tf_idf, idf=inverse_document_frequency(splits.train[0], config.max_features))
+    idf = inverse_document_frequency(splits.train[0], config.max_features)
+    return partial(tf_idf, idf=idf, sublinear_tf=config.sublinear_tf, norm=config.norm)
 
 
 def fit_arguments(config, splits):

@@ -29,6 +29,18 @@ def test_tf_idf_is_what_keras_text_vectorization_computes():
     assert (features[:, :2] == 0).all()
 
 
+def test_sublinear_counts_and_l2_rows_as_scikit_learn_weighs_them():
+    ids = tf.ragged.constant([[2, 2, 2, 3], [3], [0, 1]], dtype=tf.int64)  # 0, 1: padding, [UNK]
+    idf = np.array([0.0, 0.0, 1.5, 0.5], "float32")
+    raw = tf_idf(ids, idf).numpy()
+    np.testing.assert_allclose(raw[0], [0, 0, 3 * 1.5, 0.5])
+    weighed = tf_idf(ids, idf, sublinear_tf=True, norm="l2").numpy()
+    row = np.array([0, 0, (1 + np.log(3)) * 1.5, 0.5])
+    np.testing.assert_allclose(weighed[0], row / np.linalg.norm(row), rtol=1e-6)
+    np.testing.assert_allclose(weighed[1], [0, 0, 0, 1])
+    assert (weighed[2] == 0).all()  # a text of no known n-gram stays all zeros, not NaN
+
+
 def test_the_model_is_a_bag_of_ngrams_then_a_small_dense():
     model = text_ngrams.build_model(text_ngrams.Config(class_names=("a", "b", "c")))
     assert model.input_shape == (None, 20_000)

@@ -63,9 +63,17 @@ def inverse_document_frequency(ids, vocabulary_size, rows_per_step=100_000):
     return idf
 
 
-def tf_idf(ids, idf):
-    """Rows of n-gram ids as TF-IDF vectors `[batch, len(idf)]`: each id's count times its IDF."""
+def tf_idf(ids, idf, sublinear_tf=False, norm=None):
+    """Rows of n-gram ids as TF-IDF vectors `[batch, len(idf)]`: each id's count times its IDF.
+
+    As scikit-learn's `TfidfVectorizer` options of the same names: `sublinear_tf` counts
+    1 + ln(count) for a count above 0; `norm="l2"` scales each row to unit length, so
+    that a long text and a short one on the same subject weigh alike.
+    """
     counts = tf.math.bincount(
         tf.cast(ids, tf.int32), minlength=len(idf), maxlength=len(idf), dtype=tf.float32, axis=-1
     )
-    return counts * tf.constant(idf)
+    if sublinear_tf:
+        counts = tf.where(counts > 0, 1.0 + tf.math.log(tf.maximum(counts, 1.0)), 0.0)
+    weights = counts * tf.constant(idf)
+    return tf.math.l2_normalize(weights, axis=-1) if norm == "l2" else weights
