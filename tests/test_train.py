@@ -310,3 +310,32 @@ def test_a_picture_folder_to_a_served_model(tmp_path):
     assert len(served) == 8 and (served["predicted_label"] == truth).mean() == pytest.approx(
         metrics["test"]["accuracy"], abs=1e-6)
     assert "python -m tfkit predict" in result.stdout and "--input FOLDER" in result.stdout
+
+
+class FixedClock:
+    def __init__(self, left):
+        self.seconds_left = left
+
+    def tick(self, force=False):
+        pass
+
+    def left(self):
+        return self.seconds_left
+
+
+@pytest.mark.parametrize("trained, status", [(True, "finished"), (False, "stopped")])
+def test_a_candidate_past_its_training_may_finish_into_the_time_kept_for_a_refit(
+    tmp_path, trained, status
+):
+    from tfkit.train.candidates import run_candidate
+
+    # A candidate being evaluated when only the refit's reserve is left: its epochs are kept
+    # (it ends, down to the floor); one still training is stopped.
+    os.makedirs(tmp_path / "run" / "backup")
+    (tmp_path / "run" / "history.csv").write_text("epoch,val_accuracy\n0,0.5\n")
+    (tmp_path / "run" / "backup" / "state.json").write_text(json.dumps({"finished": trained}))
+    metrics = str(tmp_path / "run" / "metrics.json")
+    child = f"import time; time.sleep(2); open({metrics!r}, 'w').write('{{}}')"
+    outcome = run_candidate([sys.executable, "-c", child], str(tmp_path / "run"),
+                            str(tmp_path / "log.txt"), FixedClock(30), reserve=40, floor=15)  # fmt: skip
+    assert outcome.status == status

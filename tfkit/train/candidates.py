@@ -10,6 +10,7 @@ output goes to the terminal and to `logs/<candidate>.log`.
 import ctypes
 import dataclasses
 import importlib.util
+import json
 import math
 import os
 import signal
@@ -39,9 +40,11 @@ class Outcome:
     seconds: float = 0.0
 
 
-def run_candidate(command, run_dir, log_path, clock, reserve, judge=None):
+def run_candidate(command, run_dir, log_path, clock, reserve, judge=None, floor=None):
     """Runs `command` until it ends, `judge(history)` returns a reason to stop, or only
-    `reserve` seconds of the budget are left.
+    `reserve` seconds of the budget are left; a candidate whose training is over (it is
+    being evaluated and exported) is given up to `floor` seconds left instead, so that
+    its trained epochs are not lost for the time kept for a refit.
 
     Returns:
         An `Outcome`.
@@ -69,7 +72,8 @@ def run_candidate(command, run_dir, log_path, clock, reserve, judge=None):
                     break
             if outcome is not None:
                 break
-            if clock.left() <= reserve:
+            left = clock.left()
+            if left <= reserve and not (floor is not None and left > floor and _trained(run_dir)):
                 outcome = Outcome("stopped", "the time budget ran out", rows)
                 break
             time.sleep(POLL_SECONDS)
@@ -117,6 +121,16 @@ def behind(history, leader_history, metric, val_examples):
                 f"{leader:.4f} at {epochs} epochs - {BEHIND_STANDARD_ERRORS:g} x {error:.4f} "
                 "(its standard error)")  # fmt: skip
     return None
+
+
+def _trained(run_dir):
+    """Whether the run's training is over: its backup says so (`tfkit.backup`, at the end of
+    `fit`); it is then evaluated and exported."""
+    try:
+        with open(os.path.join(run_dir, "backup", "state.json")) as file:
+            return bool(json.load(file).get("finished"))
+    except (OSError, ValueError):
+        return False
 
 
 def read_history(run_dir):

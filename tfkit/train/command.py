@@ -146,7 +146,8 @@ def _train(args, record, reading, run_dir, export_dir, seconds, journal):
         # run outside its --time-limit. The baseline may use it all: it must be served.
         result = run_candidate(command + time_limit, folder,
                                os.path.join(run_dir, "logs", candidate.name + ".log"),
-                               clock, FINAL_RESERVE if baseline else reserve, judge)  # fmt: skip
+                               clock, FINAL_RESERVE if baseline else reserve, judge,
+                               floor=FINAL_RESERVE)  # fmt: skip
         _record(journal, candidate.name, result, folder)
         if result.status == "finished" and candidate.name == candidates[0].name:
             _publish(journal, run_dir, candidate.name, export_dir)  # served within seconds
