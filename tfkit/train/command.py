@@ -106,7 +106,7 @@ def _train(args, record, reading, run_dir, export_dir, seconds, journal):
         *(["--deterministic"] if args.deterministic else []),
     ]  # fmt: skip
     for number, candidate in enumerate(candidates, start=1):
-        overhead = _overhead(journal)
+        overhead = _overhead(journal, candidate.recipe)
         outcome = journal.outcome(candidate.name)
         if outcome:
             print(f"[{number}/{len(candidates)}] {candidate.name}: {outcome['event']} before "
@@ -166,7 +166,9 @@ def _train(args, record, reading, run_dir, export_dir, seconds, journal):
         journal.write("pick", candidate=chosen, metric=args.metric,
                       reason=f"the best validation {args.metric} of the finished candidates ({others})")  # fmt: skip
     print(f"pick: {journal.last('pick')['candidate']}: {journal.last('pick')['reason']}")
-    exported = _refit(args, journal, run_dir, candidates, chosen, common, clock, _overhead(journal))
+    recipe = next(c.recipe for c in candidates if c.name == chosen)
+    exported = _refit(args, journal, run_dir, candidates, chosen, common, clock,
+                      _overhead(journal, recipe))  # fmt: skip
     path = _publish(journal, run_dir, exported, export_dir)
     _finish(args, journal, run_dir, reading, chosen, exported, path, clock, export_dir)
     return 0
@@ -311,13 +313,19 @@ def _leader(journal, metric):
     return pick(finished, metric) if finished else None
 
 
-def _overhead(journal):
-    """Seconds a candidate spends besides training (starting, reading, evaluating, exporting):
-    the last finished candidate's, from the journal; `FIRST_OVERHEAD` before any."""
-    for line in reversed(journal.events):
-        if line["event"] == "finish" and line.get("train_seconds") is not None:
-            return max(5.0, line["seconds"] - line["train_seconds"])
-    return FIRST_OVERHEAD
+def _overhead(journal, recipe=None):
+    """Seconds a candidate of `recipe` spends besides training (starting, reading, evaluating,
+    exporting): the last finished candidate's of that recipe, from the journal; before
+    any, the larger of `FIRST_OVERHEAD` and the last finished candidate's (a ResNet reads
+    and exports more than the linear model before it)."""
+    recipes = {line["candidate"]: line.get("recipe") for line in journal.events
+               if line["event"] == "start"}  # fmt: skip
+    seen = [max(5.0, line["seconds"] - line["train_seconds"]) for line in journal.events
+            if line["event"] == "finish" and line.get("train_seconds") is not None
+            and (recipe is None or recipes.get(line["candidate"]) == recipe)]  # fmt: skip
+    if seen:
+        return seen[-1]
+    return FIRST_OVERHEAD if recipe is None else max(FIRST_OVERHEAD, _overhead(journal))
 
 
 def _fingerprint(path):
