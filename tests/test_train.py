@@ -165,8 +165,11 @@ def picture_classes(root, per_class=15):
 
 def test_class_folders_of_pictures_are_read_planned_and_refused_in_a_format_not_served(tmp_path):
     folder = picture_classes(tmp_path / "shapes")
+    (folder / "red" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\ngarbage")
     reading = read_data(str(folder))
     assert reading.kind == "pictures" and reading.class_counts == {"blue": 12, "red": 12}
+    assert reading.lines[1] == "rows: 24 pictures for training, 2 classes: blue 12, red 12"
+    assert "dropped 1 file(s) that are not readable pictures: red/broken.png" in reading.lines
     assert "test: 6 pictures held out (20%, stratified by class, seed 1337)" in reading.lines
     assert sorted(reading.test["label"]) == ["blue"] * 3 + ["red"] * 3
     ladder, skipped = plan(reading)
@@ -290,9 +293,10 @@ def test_a_table_to_a_served_model_within_the_budget_and_again_after_kills(tmp_p
 
 
 @pytest.mark.slow
-def test_a_picture_folder_to_a_served_model(tmp_path):
+def test_a_picture_folder_to_a_served_model_with_a_budget_for_the_baseline_alone(tmp_path):
+    # A budget too small for more than the baseline: it is trained whole and served anyway.
     folder = picture_classes(tmp_path / "shapes", per_class=20)
-    budget = 75
+    budget = 30
     command = train_command(folder, "--time-budget", f"{budget}s", "--run-dir", tmp_path / "run",
                             "--export-dir", tmp_path / "served")  # fmt: skip
     start = time.monotonic()
@@ -310,6 +314,7 @@ def test_a_picture_folder_to_a_served_model(tmp_path):
     assert len(served) == 8 and (served["predicted_label"] == truth).mean() == pytest.approx(
         metrics["test"]["accuracy"], abs=1e-6)
     assert "python -m tfkit predict" in result.stdout and "--input FOLDER" in result.stdout
+    assert "resnet-20: no time left; not started" in result.stdout
 
 
 class FixedClock:

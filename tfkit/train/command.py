@@ -4,6 +4,7 @@ import dataclasses
 import functools
 import hashlib
 import json
+import math
 import os
 import shutil
 import sys
@@ -143,10 +144,11 @@ def _train(args, record, reading, run_dir, export_dir, seconds, journal):
         time_limit = ["--time-limit", f"{max(training, MIN_TRAINING):.0f}"]
         os.makedirs(os.path.join(run_dir, "logs"), exist_ok=True)
         # Stopped when it reaches the time kept for the refit: its start-up and an LR test
-        # run outside its --time-limit. The baseline may use it all: it must be served.
+        # run outside its --time-limit. The baseline never is (only its own --time-limit
+        # ends its training): without it nothing is served, whatever the budget.
         result = run_candidate(command + time_limit, folder,
                                os.path.join(run_dir, "logs", candidate.name + ".log"),
-                               clock, FINAL_RESERVE if baseline else reserve, judge,
+                               clock, -math.inf if baseline else reserve, judge,
                                floor=FINAL_RESERVE)  # fmt: skip
         _record(journal, candidate.name, result, folder)
         if result.status == "finished" and candidate.name == candidates[0].name:

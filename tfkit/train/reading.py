@@ -295,30 +295,50 @@ def _read_pictures(path, layout, roots, class_names, files, seed):
         raise UsageError(f"{len(unserved)} picture(s) in a format the exported model cannot "
                          f"decode (it reads PNG, JPEG, GIF and BMP), e.g. {unserved[0]}: convert "
                          "them to PNG")  # fmt: skip
-    frames = {}
+    frames, unreadable = {}, []
     for split, by_class in files.items():
-        rows = [(file, os.path.relpath(file, os.path.join(roots[split], name)), name)
-                for name, paths in by_class.items() for file in paths
-                if file.lower().endswith(PICTURE_SUFFIXES)]  # fmt: skip
+        rows = []
+        for name, paths in by_class.items():
+            for file in paths:
+                if not file.lower().endswith(PICTURE_SUFFIXES):
+                    continue
+                if _readable_picture(file):
+                    rows.append((file, os.path.relpath(file, os.path.join(roots[split], name)), name))
+                else:
+                    unreadable.append(os.path.relpath(file, path))
         frames[split] = pd.DataFrame(rows, columns=["file", "name", "label"])
     train, test = frames["train"], frames.get("test")
-    counts = {name: int((train["label"] == name).sum()) for name in class_names}
-    lines = [f"data: pictures, from {layout} in {path} (one file a picture, its folder the label)",
-             f"rows: {len(train)} pictures for training, {len(class_names)} classes: "
-             + ", ".join(f"{n} {c}" for n, c in counts.items())]  # fmt: skip
-    _check_counts(counts)
+    lines = [f"data: pictures, from {layout} in {path} (one file a picture, its folder the label)"]
+    if unreadable:
+        lines.append(f"dropped {len(unreadable)} file(s) that are not readable pictures: "
+                     + ", ".join(unreadable[:5]) + (" ..." if len(unreadable) > 5 else ""))  # fmt: skip
+    _check_counts({name: int((train["label"] == name).sum()) for name in class_names})
     if test is None:
         train, test = _hold_out_test(train, seed)
         lines.append(f"test: {len(test)} pictures held out ({TEST_SHARE:.0%}, stratified by "
                      f"class, seed {seed})")  # fmt: skip
-        counts = {name: int((train["label"] == name).sum()) for name in class_names}
-    elif test.empty:
+    counts = {name: int((train["label"] == name).sum()) for name in class_names}
+    lines.insert(1, f"rows: {len(train)} pictures for training, {len(class_names)} classes: "
+                    + ", ".join(f"{n} {c}" for n, c in counts.items()))  # fmt: skip
+    if "test" in roots and test.empty:
         raise UsageError(f"{roots['test']} holds no picture in a class folder; put the test "
                          f"pictures in {roots['test']}/<class>/, or remove it to hold out a fifth")
-    else:
+    if "test" in roots:
         lines.append(f"test: {len(test)} pictures of {roots['test']}, as given")
     return Reading("pictures", path, layout, class_names, counts, lines, train, test,
                    "test" in roots)  # fmt: skip
+
+
+def _readable_picture(file):
+    """Whether Pillow recognises the file's header (its pixels are decoded by the recipe)."""
+    from PIL import Image
+
+    try:
+        with Image.open(file) as picture:
+            picture.size  # noqa: B018 (read from the header)
+        return True
+    except (OSError, ValueError, Image.DecompressionBombError):
+        return False
 
 
 def _lengths(train):
