@@ -21,6 +21,7 @@ Systems, one JSON line each (`corpus`, `system`, `test_accuracy`, `seconds`, ...
 - `recipe:<name>`: each recipe that reads the data, with its default flags;
 - `train:<budget>`: `python -m tfkit train` at each of `--budgets`, its pick and wall time.
 
+    pip install scikit-learn  # the reference, and the digits; not a dependency of tfkit
     python benchmarks/train_calibration.py [--work DIR] [--corpora debian-4-small,digits]
         [--budgets 90s,5m]
 """
