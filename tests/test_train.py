@@ -15,6 +15,7 @@ from tfkit.baseline import epoch_budget
 from tfkit.errors import UsageError
 from tfkit.train.budget import parse_duration
 from tfkit.train.journal import Journal
+from tfkit.train.pick import pick
 from tfkit.train.plan import plan
 from tfkit.train.reading import read_data
 
@@ -194,6 +195,22 @@ def test_the_plan_follows_the_texts_per_word_rule():
     assert ladder[-1].flags[-2:] == ["--max-len", "304"]  # 95% of the texts, to 16
     Reading.rows, Reading.mean_words = 150_000, 20.0  # 7,500: a sequence model may win
     assert "conv1d" in [c.name for c in plan(Reading())[0]]
+
+
+def test_the_pick_is_the_cheapest_within_one_standard_error_of_the_best():
+    def finished(*scores):
+        return {name: {"val": {"accuracy": score}} for name, score in zip(("linear", "ngrams-16", "ngrams-64"), scores)}
+
+    # 0.832 on 576 examples: a standard error of 0.0156; ngrams-16's 0.830 is within it.
+    chosen, why = pick(finished(0.810, 0.830, 0.832), "accuracy", 576)
+    assert chosen == "ngrams-16" and "one standard error (0.0156" in why and "ngrams-64's 0.8320" in why
+    # On 10 times the examples the error is 0.0049: the lead of 0.002 still is not enough...
+    assert pick(finished(0.810, 0.830, 0.832), "accuracy", 5_760)[0] == "ngrams-16"
+    # ...but 0.01 is, and the best is picked; a tie goes to the cheaper.
+    chosen, why = pick(finished(0.810, 0.822, 0.832), "accuracy", 5_760)
+    assert chosen == "ngrams-64" and why.startswith("the best validation accuracy")
+    assert pick(finished(0.9, 0.9, 0.9), "accuracy", 10**6)[0] == "linear"
+    assert pick({"linear": {"val": {}}}, "accuracy", 100)[0] is None
 
 
 def test_durations_and_a_journal_cut_by_a_kill(tmp_path):

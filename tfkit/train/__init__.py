@@ -6,7 +6,8 @@
    RUN_DIR/candidates/<name>/: the linear baseline first, exported at once, so a
    served model exists within seconds; then the recipes the data calls for. A
    candidate clearly behind the leader is stopped.
-3. Pick the best on validation (never on test), refit it on all the training data
+3. Pick on validation (never on test) the cheapest candidate within one standard error
+   of the best score, refit it on all the training data
    (train + validation) for the epochs validation chose, when the budget allows, and
    export it as the newest version in --export-dir.
 4. Write metrics.json, leaderboard.csv and report.html; every decision is a line of

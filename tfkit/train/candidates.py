@@ -11,7 +11,6 @@ import ctypes
 import dataclasses
 import importlib.util
 import json
-import math
 import os
 import signal
 import subprocess
@@ -20,6 +19,8 @@ import threading
 import time
 
 import pandas as pd
+
+from tfkit.train.pick import standard_error
 
 POLL_SECONDS = 0.5
 STOP_GRACE = 20.0  # seconds a stopped recipe has to finish its step and back up
@@ -115,7 +116,7 @@ def behind(history, leader_history, metric, val_examples):
         return None
     best = float(history[column].max())
     leader = float(leader_history[column].iloc[:epochs].max())
-    error = math.sqrt(max(leader * (1 - leader), 1e-4) / max(val_examples, 1))
+    error = standard_error(leader, val_examples)
     if best < leader - BEHIND_STANDARD_ERRORS * error:
         return (f"behind after {epochs} epochs: best val_{metric} {best:.4f} < the leader's "
                 f"{leader:.4f} at {epochs} epochs - {BEHIND_STANDARD_ERRORS:g} x {error:.4f} "

@@ -17,8 +17,8 @@ from tfkit.train.candidates import Outcome, behind, read_history, run_candidate
 from tfkit.train.journal import Journal
 from tfkit.train.pick import (
     HISTORY_KEYS,
-    SCORE_KEYS,
     candidate_scores,
+    best,
     leaderboard,
     pick,
     served_comparison,
@@ -138,7 +138,7 @@ def _train(args, record, reading, run_dir, export_dir, seconds, journal):
                 behind,
                 leader_history=read_history(os.path.join(run_dir, "candidates", leader)),
                 metric=HISTORY_KEYS[args.metric],
-                val_examples=round(len(reading.train) * VALIDATION_SHARE),
+                val_examples=_val_examples(reading),
             )
 
         time_limit = ["--time-limit", f"{max(training, MIN_TRAINING):.0f}"]
@@ -161,12 +161,10 @@ def _train(args, record, reading, run_dir, export_dir, seconds, journal):
         why = "; ".join(f"{line['candidate']}: {line['reason']}" for line in journal.events
                         if line["event"] == "stop")  # fmt: skip
         raise TrainFailed(f"no candidate finished ({why}); their logs: {os.path.join(run_dir, 'logs')}")
-    chosen = pick(finished, args.metric)
     if not journal.last("pick"):
-        key = SCORE_KEYS[args.metric]
-        others = ", ".join(f"{n} {line['val'].get(key, float('nan')):.4f}" for n, line in finished.items())
-        journal.write("pick", candidate=chosen, metric=args.metric,
-                      reason=f"the best validation {args.metric} of the finished candidates ({others})")  # fmt: skip
+        chosen, why = pick(finished, args.metric, _val_examples(reading))
+        journal.write("pick", candidate=chosen, metric=args.metric, reason=why)
+    chosen = journal.last("pick")["candidate"]
     print(f"pick: {journal.last('pick')['candidate']}: {journal.last('pick')['reason']}")
     recipe = next(c.recipe for c in candidates if c.name == chosen)
     exported = _refit(args, journal, run_dir, candidates, chosen, common, clock,
@@ -311,8 +309,14 @@ def _record(journal, name, outcome: Outcome, folder):
 
 
 def _leader(journal, metric):
+    """The finished candidate with the best validation score: the one others are judged by."""
     finished = {line["candidate"]: line for line in journal.events if line["event"] == "finish"}
-    return pick(finished, metric) if finished else None
+    return best(finished, metric)
+
+
+def _val_examples(reading):
+    """The validation examples each candidate scores on: its recipe's 20% of the training split."""
+    return round(len(reading.train) * VALIDATION_SHARE)
 
 
 def _overhead(journal, recipe=None):

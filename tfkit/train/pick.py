@@ -1,12 +1,16 @@
 """The pick: the leaderboard of the candidates, and the one chosen, on validation only.
 
 A candidate's scores are what its recipe wrote to `metrics.json` (`val` and `test`,
-from the weights of its best epoch). The pick is the finished candidate with the best
-validation score under `--metric`; a tie goes to the cheaper one (earlier in the
-ladder). The test scores are shown beside, never used for a decision.
+from the weights of its best epoch). The pick is the cheapest finished candidate (the
+earliest in the ladder) whose validation score under `--metric` is within one standard
+error of the best one's: the one-standard-error rule (Breiman et al. 1984; Hastie,
+Tibshirani and Friedman, ESL 7.10), since a lead smaller than that is what another draw of
+the validation examples could reverse. The test scores are shown beside, never used for
+a decision.
 """
 
 import json
+import math
 import os
 
 import pandas as pd
@@ -33,15 +37,36 @@ def candidate_scores(run_dir):
     }
 
 
-def pick(finished, metric):
-    """The name of the best of `finished` ({name: finish line}, in ladder order) on validation."""
+def standard_error(score, examples):
+    """The standard error of a score on `examples` examples, as a binomial proportion's
+    (exact for accuracy; a macro-F1 is taken alike)."""
+    return math.sqrt(max(score * (1 - score), 1e-4) / max(examples, 1))
+
+
+def best(finished, metric):
+    """The name of the best of `finished` ({name: finish line}, in ladder order) on
+    validation; a tie goes to the cheaper one."""
     key = SCORE_KEYS[metric]
-    best, best_score = None, None
-    for name, line in finished.items():
-        score = line["val"].get(key)
-        if score is not None and (best_score is None or score > best_score):
-            best, best_score = name, score
-    return best
+    scored = [(name, line["val"][key]) for name, line in finished.items() if line["val"].get(key) is not None]
+    return max(scored, key=lambda pair: pair[1])[0] if scored else None
+
+
+def pick(finished, metric, val_examples):
+    """`(name, why)`: the cheapest of `finished` (ladder order) within one standard error
+    of the best validation score on `val_examples` examples."""
+    key = SCORE_KEYS[metric]
+    leader = best(finished, metric)
+    if leader is None:
+        return None, "no finished candidate has a validation score"
+    top = finished[leader]["val"][key]
+    error = standard_error(top, val_examples)
+    scores = ", ".join(f"{name} {line['val'].get(key, float('nan')):.4f}" for name, line in finished.items())
+    chosen = next(name for name, line in finished.items()
+                  if line["val"].get(key) is not None and line["val"][key] >= top - error)  # fmt: skip
+    if chosen == leader:
+        return chosen, f"the best validation {metric} of the finished candidates ({scores})"
+    return chosen, (f"the cheapest within one standard error ({error:.4f}, {val_examples:,} validation "
+                    f"examples) of the best validation {metric}, {leader}'s {top:.4f} ({scores})")
 
 
 def leaderboard(plan_lines, outcomes, metric):
