@@ -23,7 +23,7 @@ Systems, one JSON line each (`corpus`, `system`, `test_accuracy`, `seconds`, ...
 
     pip install scikit-learn  # the reference, and the digits; not a dependency of tfkit
     python benchmarks/train_calibration.py [--work DIR] [--corpora debian-4-small,digits]
-        [--budgets 90s,5m]
+        [--budgets 90s,10m]
 """
 
 import argparse
@@ -220,7 +220,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--work", default="/tmp/tfkit-calibration")
     parser.add_argument("--corpora", default="debian-4-small,docstrings-6,debian-20,digits")
-    parser.add_argument("--budgets", default="90s,5m")
+    parser.add_argument("--budgets", default="90s,10m")
     parser.add_argument("--systems", default="sklearn,recipes,train")
     args = parser.parse_args()
     systems = args.systems.split(",")

@@ -306,6 +306,10 @@ def test_a_table_to_a_served_model_within_the_budget_and_again_after_kills(tmp_p
     finishes = [e["candidate"] for e in journal_events(tmp_path / "run") if e["event"] == "finish"]
     assert len(finishes) == len(set(finishes))
     assert "resumed at epoch" in (tmp_path / "run" / "logs" / "ngrams-16.log").read_text()
+    # Its seconds are those of both launches: at least all its epochs' training.
+    finish = next(e for e in journal_events(tmp_path / "run") if e["event"] == "finish"
+                  and e["candidate"] == "ngrams-16")  # fmt: skip
+    assert finish["seconds"] >= finish["train_seconds"]
     assert origins(tmp_path / "served2") == origins(tmp_path / "served")  # each version once
 
 

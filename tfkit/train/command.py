@@ -296,16 +296,26 @@ def _run_config(folder):
 
 
 def _record(journal, name, outcome: Outcome, folder):
+    seconds = _seconds_since_start(journal, name, outcome.seconds)
     if outcome.status == "finished":
         scores = candidate_scores(folder)
-        journal.write("finish", candidate=name, seconds=round(outcome.seconds, 1), **scores)
+        journal.write("finish", candidate=name, seconds=seconds, **scores)
         val = scores["val"]
         print(f"{name}: finished, validation accuracy {val.get('accuracy', float('nan')):.4f}, "
               f"macro-F1 {val.get('macro_f1', float('nan')):.4f}")  # fmt: skip
     else:
         journal.write("stop", candidate=name, reason=outcome.reason, epochs=outcome.epochs,
-                      seconds=round(outcome.seconds, 1), failed=outcome.status == "failed")  # fmt: skip
+                      seconds=seconds, failed=outcome.status == "failed")  # fmt: skip
         print(f"{name}: stopped: {outcome.reason}")
+
+
+def _seconds_since_start(journal, name, launch_seconds):
+    """The budget's seconds since candidate `name` started, its launches before a kill
+    included (`launch_seconds`, this launch's alone, when the journal has no clock)."""
+    start = journal.last("start", name)
+    if journal.clock is None or start is None or "spent_seconds" not in start:
+        return round(launch_seconds, 1)
+    return round(max(journal.clock.spent() - start["spent_seconds"], launch_seconds), 1)
 
 
 def _leader(journal, metric):
