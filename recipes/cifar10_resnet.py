@@ -41,6 +41,9 @@ from tfkit.tune import best_config
 
 RECIPE = "cifar10_resnet"
 AUGMENTATIONS = ("flip", "crop", "color")
+# What --mixed-precision auto and --jit-compile auto pick on a CPU (tfkit.hardware).
+BF16_HELPS_ON_CPU = False
+XLA_HELPS_ON_CPU = False
 
 
 @dataclass
@@ -199,7 +202,7 @@ def build_model(config):
         optimizer=optimizer_from_config(config),
         loss=classifier_loss(num_classes),
         metrics=classifier_metrics(num_classes),
-        jit_compile=use_jit_compile(config.jit_compile, helps_on_cpu=False),
+        jit_compile=use_jit_compile(config.jit_compile, XLA_HELPS_ON_CPU),
     )
     return model
 
@@ -224,7 +227,7 @@ def main(argv=None):
         config = best_config(RECIPE, config)
     # Seeds everything; claims the run folder (refused if busy or made by other flags).
     run = start_run(RECIPE, config, strategy)
-    set_mixed_precision(config.mixed_precision, bf16_helps_on_cpu=False)
+    set_mixed_precision(config.mixed_precision, BF16_HELPS_ON_CPU)
 
     # Data: CIFAR-10 or your class folders; the linear baseline trains on the same splits.
     splits, skipped = picture_splits(config, run)

@@ -13,7 +13,7 @@ from conftest import python_env
 
 from tfkit.baseline import epoch_budget
 from tfkit.errors import UsageError
-from tfkit.train.budget import parse_duration
+from tfkit.train.budget import Clock, parse_duration
 from tfkit.train.journal import Journal
 from tfkit.train.pick import pick
 from tfkit.train.plan import plan
@@ -80,6 +80,7 @@ def test_the_label_is_the_one_column_with_few_values_when_none_has_a_conventiona
         (lambda t: t.assign(category=np.arange(len(t)) * 1.5), "a regression target"),
         (lambda t: t.assign(category=["a", "b"] * (len(t) // 2 - 1) + ["a", "c"]), "single example"),
         (lambda t: t.assign(category="one"), "one class"),
+        (lambda t: t.assign(category=t["id"]), "it holds texts or ids, not classes"),
         (lambda t: t.assign(title="x", body="y"), "no text column found"),
         (lambda t: t.assign(category=None), "no row has both a text and a label"),
     ],
@@ -98,6 +99,21 @@ def test_the_command_refuses_bad_data_with_exit_2_and_writes_nothing(tmp_path):
     assert result.stderr.strip().splitlines()[-1].startswith("python -m tfkit: error: column")
     assert "a regression target: tfkit trains classifiers" in result.stderr
     assert not (tmp_path / "run").exists() and os.listdir(tmp_path) == ["prices.csv"]
+
+
+def test_a_run_folder_continues_only_the_same_command_with_any_budget(tmp_path):
+    from tfkit.train.command import TRAIN_FILE, _finished_or_resumed
+
+    record = {"data": "/data/news.csv", "seed": 1337, "export_dir": "/served/news", "time_budget_seconds": 600}
+    (tmp_path / TRAIN_FILE).write_text(json.dumps(record))
+    (tmp_path / "journal.jsonl").write_text('{"event": "read", "spent_seconds": 12.5}\n')
+    journal = _finished_or_resumed(str(tmp_path), {**record, "time_budget_seconds": 90})
+    assert [line["event"] for line in journal.events] == ["read"]
+    with pytest.raises(UsageError, match="export_dir: '/served/news' there, '/served/other' now"):
+        _finished_or_resumed(str(tmp_path), {**record, "export_dir": "/served/other"})
+    # The budget spent: clock.json's, or the journal's last line where that is newer.
+    (tmp_path / "clock.json").write_text('{"spent_seconds": 10.0}')
+    assert Clock(str(tmp_path), 90, journal.events).spent_before == 12.5
 
 
 def test_class_folders_of_texts_and_tables_with_their_own_test_split(tmp_path):

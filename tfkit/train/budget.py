@@ -41,10 +41,12 @@ def describe(seconds):
 class Clock:
     """The budget of a train run folder and the time spent on it, this process included."""
 
-    def __init__(self, folder, budget):
+    def __init__(self, folder, budget, journal_events=()):
         self.path = os.path.join(folder, CLOCK_FILE)
         self.budget = budget
-        self.spent_before = _read(self.path)
+        # clock.json lags by up to SAVE_EVERY after a kill; a journal line may be newer.
+        noted = [line["spent_seconds"] for line in journal_events if "spent_seconds" in line]
+        self.spent_before = max([_read(self.path), *noted[-1:]])
         self.started = time.monotonic()
         self._saved = 0.0
 

@@ -6,6 +6,7 @@ import hashlib
 import json
 import math
 import os
+import shlex
 import shutil
 import sys
 
@@ -17,6 +18,7 @@ from tfkit.train.candidates import Outcome, behind, read_history, run_candidate
 from tfkit.train.journal import Journal
 from tfkit.train.pick import (
     HISTORY_KEYS,
+    SCORE_KEYS,
     candidate_scores,
     best,
     leaderboard,
@@ -59,10 +61,12 @@ def main(args):
         "data": os.path.realpath(args.data), "text": args.text, "label": args.label,
         "seed": args.seed, "deterministic": args.deterministic, "metric": args.metric,
         "time_budget_seconds": seconds, "data_files": _fingerprint(args.data),
+        "export_dir": os.path.realpath(export_dir),
     }  # fmt: skip
     for flag, folder in (("--run-dir", run_dir), ("--export-dir", export_dir)):
         _check_writable(flag, folder)
     journal = _finished_or_resumed(run_dir, record)
+    clock = Clock(run_dir, seconds, journal.events if journal else ())  # reads; writes later
 
     # 1. The data: read and said before anything is written.
     reading = read_data(args.data, args.text, args.label, args.seed)
@@ -70,14 +74,16 @@ def main(args):
         print(line)
     lock = FolderLock(run_dir).acquire()
     try:
-        return _train(args, record, reading, run_dir, export_dir, seconds, journal)
+        return _train(args, record, reading, run_dir, export_dir, clock, journal)
     finally:
+        if os.path.exists(os.path.join(run_dir, TRAIN_FILE)):
+            clock.tick(force=True)  # stopped or failed: what it spent counts on the next run
         lock.release()
 
 
-def _train(args, record, reading, run_dir, export_dir, seconds, journal):
+def _train(args, record, reading, run_dir, export_dir, clock, journal):
     write_json(os.path.join(run_dir, TRAIN_FILE), record)
-    clock = Clock(run_dir, seconds)
+    seconds = clock.budget
     journal = journal or Journal(run_dir)
     journal.clock = clock
     print(f"run folder: {run_dir}; time budget {describe(seconds)}, "
@@ -114,7 +120,7 @@ def _train(args, record, reading, run_dir, export_dir, seconds, journal):
                   f"({outcome.get('reason') or 'see journal.jsonl'})")  # fmt: skip
             continue
         folder = os.path.join(run_dir, "candidates", candidate.name)
-        reserve = FINAL_RESERVE + _refit_estimate(journal, args.metric, overhead)
+        reserve = FINAL_RESERVE + _refit_estimate(journal, args.metric)
         training = clock.left() - reserve - overhead
         baseline = number == 1  # always trained: without it there is nothing to serve
         if training < MIN_TRAINING and not baseline:
@@ -186,10 +192,11 @@ def _refit(args, journal, run_dir, candidates, chosen, common, clock, overhead):
         return "refit" if done["refit"] else chosen
     line = journal.outcome(chosen)
     epochs = line["best_epoch"] + 1
-    estimate = _refit_estimate(journal, args.metric, overhead)
+    estimate = _refit_estimate(journal, args.metric)
     if clock.left() - FINAL_RESERVE < estimate:
         journal.write("refit", candidate=chosen, refit=False, reason=(
-            f"not enough time: about {estimate:.0f} s needed, {max(clock.left(), 0):.0f} s left"))  # fmt: skip
+            f"not enough time: about {estimate:.0f} s needed, {max(clock.left(), 0):.0f} s left "
+            f"of which {FINAL_RESERVE:.0f} s are kept for the export and the report"))  # fmt: skip
         print(f"refit: skipped, {journal.last('refit')['reason']}; exporting {chosen} as trained")
         return chosen
     candidate = next(c for c in candidates if c.name == chosen)
@@ -256,15 +263,19 @@ def _finish(args, journal, run_dir, reading, chosen, exported, path, clock, expo
     print(f"report: {report}")
     clock.tick(force=True)
     journal.write("done", pick=chosen, export=os.path.abspath(path), seconds=round(clock.spent(), 1))
+    key = SCORE_KEYS[args.metric]
+    shown = [f"test {args.metric} {test[key]:.4f}"] if key in test else []
+    if key != "accuracy" and "accuracy" in test:
+        shown.append(f"accuracy {test['accuracy']:.4f}")
     print(f"done in {describe(clock.spent())} of {describe(clock.budget)}: {chosen} exported at {path}; "
-          f"test accuracy {test.get('accuracy', float('nan')):.4f} (shown, never used to choose)")
+          f"{', '.join(shown)} (shown, never used to choose)")
+    served = shlex.quote(export_dir)
     if reading.kind == "pictures":
-        print(f"label new pictures: python -m tfkit predict {export_dir} --input FOLDER "
-              "--output labelled.csv")
+        print(f"label new pictures: python -m tfkit predict {served} --input FOLDER --output labelled.csv")
         return
     columns = ",".join(reading.text_columns) or "text"  # class folders: a table's text column
-    print(f"label new texts: python -m tfkit predict {export_dir} --input NEW_TABLE "
-          f"--output labelled.csv --text-column {columns}")
+    print(f"label new texts: python -m tfkit predict {served} --input NEW_TABLE "
+          f"--output labelled.csv --text-column {shlex.quote(columns)}")
 
 
 def _write_data(reading, data_dir):
@@ -357,11 +368,13 @@ def _fingerprint(path):
     return f"{len(files)} file(s), sha256 {digest.hexdigest()[:16]}"
 
 
-def _refit_estimate(journal, metric, overhead):
-    """Seconds the leader's refit would take: its training to the best epoch, on 25% more data."""
+def _refit_estimate(journal, metric):
+    """Seconds the leader's refit would take: its recipe's start-up and export, and its
+    training to the best epoch on 25% more data."""
     leader = _leader(journal, metric)
     if leader is None:
         return 0.0
+    overhead = _overhead(journal, journal.last("start", leader)["recipe"])
     line = journal.outcome(leader)
     per_epoch = (line.get("train_seconds") or 0.0) / max(line.get("epochs") or 1, 1)
     return overhead + per_epoch * (line["best_epoch"] + 1) * 1.25
@@ -449,8 +462,6 @@ def _plan_line(candidate):
 
 def _shown(command):
     """The command as a user would type it: `python -m recipes.x ...`."""
-    import shlex
-
     return " ".join(["python", *map(shlex.quote, command[1:])])
 
 

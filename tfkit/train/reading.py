@@ -100,8 +100,10 @@ def _read_tables(path, paths, text, label, seed):
         for reason, count in counts.items():
             if count:
                 dropped[f"{split}: {reason}"] = count
+    where = {"train": "the training table" if "test" in paths else "the table", "test": "the test table"}
     for reason, count in dropped.items():
-        lines.append(f"dropped {count} row(s) of {reason}")
+        split, why = reason.split(": ", 1)
+        lines.append(f"dropped {count} row(s) of {where[split]}: {why}")
     train, test = cleaned["train"], cleaned.get("test")
     _check_classes(train, label_column)
     class_names = tuple(natural_order(train["label"].unique()))
@@ -210,6 +212,10 @@ def _check_classes(train, label_column, folders=False):
         raise UsageError(f"column {label_column!r} has one class ({counts.index[0]}); a "
                          "classifier needs two at least")  # fmt: skip
     rare = counts[counts < 2]
+    if len(rare) > len(counts) / 2:  # free text or an id named as the label
+        raise UsageError(f"column {label_column!r} has {len(counts)} distinct values in "
+                         f"{len(labels)} rows, {len(rare)} of them once: it holds texts or ids, "
+                         "not classes; name the label column with --label")  # fmt: skip
     if len(rare):
         raise UsageError(f"class(es) {', '.join(map(str, rare.index[:10]))} of column "
                          f"{label_column!r} have a single example; give each class 2 or more "
