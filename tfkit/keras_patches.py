@@ -1,4 +1,4 @@
-"""The two places tfkit changes private Keras code, for the Keras versions it was tested on.
+"""The places tfkit changes private Keras code, for the Keras versions it was tested on.
 
 1. `fit`, `evaluate` and `predict` under `MultiWorkerMirroredStrategy` fail in Keras
    3.15 (keras#20585, tensorflow#72388) with "Attempt to convert a value
@@ -11,6 +11,14 @@
    moves the clipping after the all-reduce, so it sees the global batch's gradient
    on every strategy, as on one device. `observe_gradients` uses the same place to
    let the gradient health monitor (`tfkit.diagnostics`) see that gradient, unclipped.
+3. An Embedding's gradient is a `tf.IndexedSlices` with a row per token of the batch,
+   a word seen twice twice. Keras 3.15's optimizers apply their non-linear steps to
+   those rows one by one: RMSprop's and Adam's squared gradient of a word seen twice
+   in a batch is g1² + g2², not (g1 + g2)² as for any dense weight, and for tf.keras 2
+   (which summed the duplicates first), the documents' Keras; the same for a clipnorm.
+   Densifying the rows once (`sum_duplicate_rows`) is that dense update, and faster:
+   on the Conv1D recipe (128 reviews of 500 tokens into 10,000 x 128) RMSprop took
+   43 ms on the rows and 3 ms on the dense gradient, which takes 14 ms to sum.
 
 Each patch refuses to run on a Keras it was not tested on; `setup.cfg` pins the range.
 """
@@ -86,6 +94,22 @@ def clip_after_all_reduce(optimizer):
     # `apply` clips first and `_backend_update_step` all-reduces after: clip after.
     optimizer._clip_gradients = lambda grads: grads
     _after_all_reduce(optimizer).append(lambda grads_and_vars: clip([g for g, _ in grads_and_vars]))
+    return optimizer
+
+
+def sum_duplicate_rows(optimizer):
+    """Makes `optimizer` sum an IndexedSlices gradient's rows into a dense gradient first.
+
+    Installed before any clipping, so a clip sees the gradient a dense weight would
+    have. Returns `optimizer`.
+    """
+    check_keras_version()
+
+    def dense(grads_and_vars):
+        return [tf.convert_to_tensor(grad) if isinstance(grad, tf.IndexedSlices) else grad
+                for grad, _ in grads_and_vars]  # fmt: skip
+
+    _after_all_reduce(optimizer).append(dense)
     return optimizer
 
 

@@ -6,14 +6,16 @@ import numpy as np
 import keras
 
 from tfkit.config import parse_class_weight
-from tfkit.keras_patches import clip_after_all_reduce
+from tfkit.keras_patches import clip_after_all_reduce, sum_duplicate_rows
 
 
 def get_optimizer(name, learning_rate, clipnorm=None, clipvalue=None, global_clipnorm=None):
     """A Keras optimizer by name, clipping the gradient of the whole global batch.
 
     Keras clips each replica's gradient before they are summed; here clipping comes
-    after the sum, so a clip means the same on one device and under any strategy.
+    after the sum, so a clip means the same on one device and under any strategy. An
+    Embedding's gradient rows are summed into a dense gradient first, as tf.keras 2 did
+    (`tfkit.keras_patches.sum_duplicate_rows`).
 
     Args:
         name: a Keras optimizer name such as "rmsprop" or "adam".
@@ -33,7 +35,7 @@ def get_optimizer(name, learning_rate, clipnorm=None, clipvalue=None, global_cli
             )
     config = {"learning_rate": learning_rate}
     config.update({key: value for key, value in clipping.items() if value is not None})
-    optimizer = keras.optimizers.get({"class_name": name, "config": config})
+    optimizer = sum_duplicate_rows(keras.optimizers.get({"class_name": name, "config": config}))
     clipped = any(value is not None for value in clipping.values())
     return clip_after_all_reduce(optimizer) if clipped else optimizer
 
