@@ -165,7 +165,11 @@ def _exif_orientation(data, png):
     Read from the TIFF structure EXIF is: "II" (little-endian) or "MM", 42, the offset of
     the first IFD, its entry count, then 12-byte entries (tag, type, count, value).
     """
-    raw = _bytes(data, 0, EXIF_SEARCH_BYTES)
+    raw = tf.io.decode_raw(tf.strings.substr(data, 0, EXIF_SEARCH_BYTES), tf.uint8)
+    # Zeros after a file shorter than the search, as many as any read below can pass its
+    # end by (a read further is clipped to the last, a zero): what a search padded to
+    # EXIF_SEARCH_BYTES reads, without comparing 64 KiB of zeros for each small picture.
+    raw = tf.pad(raw, [[0, tf.where(tf.size(raw) < EXIF_SEARCH_BYTES, 16, 0)]])
     found = tf.where(png, _find(raw, b"eXIf"), _find(raw, b"Exif\x00\x00"))
     tiff = found + tf.where(png, tf.constant(4, tf.int64), 6)
     order = _unsigned(raw, tiff, 2, True)
