@@ -9,6 +9,8 @@ process of its own, so that one peak cannot hide another:
   pipelines. Against the plain way it replaced: the dense `texts x --max-len` int32
   array the ids were held in before (`dense_ids_mb`), and the same at the longest
   row's width, to which it was then cut (`dense_cut_ids_mb`);
+- `epoch:text_ngrams`, `epoch:imdb_conv1d`: the recipe's whole command for one epoch
+  on that table (`--no-baseline`), its peak memory and time;
 - `predict`: `python -m tfkit predict` with an export of `text_ngrams` (trained for
   one epoch on 2,000 texts) on a CSV of that many texts, writing a CSV.
 
@@ -111,8 +113,35 @@ def predict_memory(export, table, folder):
     output = os.path.join(folder, "predicted.csv")
     command = [sys.executable, "-m", "tfkit", "predict", export, "--input", table,
                "--output", output]  # fmt: skip
+    out, seconds, peak = command_memory(command, os.path.join(folder, "predict.log"))
+    return {
+        "case": "predict",
+        "texts": int(re.search(rb"predicted (\d+)", out).group(1)),
+        "seconds": round(seconds, 1),
+        "peak_rss_mb": peak,
+    }
+
+
+def epoch_memory(recipe, table, folder):
+    """The `epoch` cases: a recipe's whole command for one epoch on `table`, without its
+    baseline, its peak from `os.wait4`."""
+    run_dir = os.path.join(folder, f"epoch-{recipe}")
+    command = [sys.executable, "-m", f"recipes.{recipe}", "--data", "csv", "--data-dir", table,
+               "--epochs", "1", "--no-baseline", "--run-dir", run_dir,
+               "--export-dir", run_dir + "-export", "--verbose", "2"]  # fmt: skip
+    out, seconds, peak = command_memory(command, run_dir + ".log")
+    with open(os.path.join(run_dir, "metrics.json")) as file:
+        metrics = json.load(file)
+    shutil.rmtree(run_dir, ignore_errors=True)
+    shutil.rmtree(run_dir + "-export", ignore_errors=True)
+    return {"case": f"epoch:{recipe}", "texts": metrics["train_examples"] + metrics["val_examples"]
+            + metrics["test_examples"], "seconds": round(seconds, 1), "peak_rss_mb": peak,
+            "test_accuracy": round(metrics["test"]["accuracy"], 4)}  # fmt: skip
+
+
+def command_memory(command, log):
+    """`(output, seconds, peak RSS in MB)` of `command`, run in a process of its own."""
     start = time.perf_counter()
-    log = os.path.join(folder, "predict.log")
     with open(log, "wb") as file:
         process = subprocess.Popen(command, cwd=ROOT, stdout=file, stderr=subprocess.STDOUT)
         _, status, usage = os.wait4(process.pid, 0)  # its own usage, as it ends
@@ -122,12 +151,7 @@ def predict_memory(export, table, folder):
         out = file.read()
     if status:
         raise SystemExit(f"{' '.join(command)} failed:\n{out.decode()[-2000:]}")
-    return {
-        "case": "predict",
-        "texts": int(re.search(rb"predicted (\d+)", out).group(1)),
-        "seconds": round(seconds, 1),
-        "peak_rss_mb": round(usage.ru_maxrss * 1024 / MB),  # Linux: kilobytes
-    }
+    return out, seconds, round(usage.ru_maxrss * 1024 / MB)  # Linux: kilobytes
 
 
 def train_export(folder):
@@ -147,8 +171,8 @@ def train_export(folder):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
-    parser.add_argument("--cases", nargs="+", choices=["ngrams", "predict"],
-                        default=["ngrams", "predict"])  # fmt: skip
+    parser.add_argument("--cases", nargs="+", default=["ngrams", "predict"],
+                        choices=["ngrams", "predict", "epoch:text_ngrams", "epoch:imdb_conv1d"])  # fmt: skip
     # The steps run in processes of their own:
     parser.add_argument("--prepare", help=argparse.SUPPRESS)  # the ngrams case
     parser.add_argument("--folder", help=argparse.SUPPRESS)
@@ -175,6 +199,10 @@ def main():
                 print(result.stdout.strip().splitlines()[-1], flush=True)
             if "predict" in args.cases:
                 print(json.dumps(predict_memory(export, table, folder)), flush=True)
+            for case in args.cases:
+                if case.startswith("epoch:"):
+                    result = epoch_memory(case.split(":")[1], table, folder)
+                    print(json.dumps({**result, "size": size}), flush=True)
             os.remove(table)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
