@@ -120,7 +120,7 @@ def _train(args, record, reading, run_dir, export_dir, clock, journal):
                   f"({outcome.get('reason') or 'see journal.jsonl'})")  # fmt: skip
             continue
         folder = os.path.join(run_dir, "candidates", candidate.name)
-        reserve = FINAL_RESERVE + _refit_estimate(journal, args.metric)
+        reserve = FINAL_RESERVE + _refit_estimate(journal, _leader(journal, args.metric))
         training = clock.left() - reserve - overhead
         baseline = number == 1  # always trained: without it there is nothing to serve
         if training < MIN_TRAINING and not baseline:
@@ -192,7 +192,7 @@ def _refit(args, journal, run_dir, candidates, chosen, common, clock, overhead):
         return "refit" if done["refit"] else chosen
     line = journal.outcome(chosen)
     epochs = line["best_epoch"] + 1
-    estimate = _refit_estimate(journal, args.metric)
+    estimate = _refit_estimate(journal, chosen)
     if clock.left() - FINAL_RESERVE < estimate:
         journal.write("refit", candidate=chosen, refit=False, reason=(
             f"not enough time: about {estimate:.0f} s needed, {max(clock.left(), 0):.0f} s left "
@@ -322,11 +322,9 @@ def _record(journal, name, outcome: Outcome, folder):
 
 def _seconds_since_start(journal, name, launch_seconds):
     """The budget's seconds since candidate `name` started, its launches before a kill
-    included (`launch_seconds`, this launch's alone, when the journal has no clock)."""
-    start = journal.last("start", name)
-    if journal.clock is None or start is None or "spent_seconds" not in start:
-        return round(launch_seconds, 1)
-    return round(max(journal.clock.spent() - start["spent_seconds"], launch_seconds), 1)
+    included (at least `launch_seconds`, this launch's)."""
+    started = journal.last("start", name)["spent_seconds"]
+    return round(max(journal.clock.spent() - started, launch_seconds), 1)
 
 
 def _leader(journal, metric):
@@ -368,14 +366,13 @@ def _fingerprint(path):
     return f"{len(files)} file(s), sha256 {digest.hexdigest()[:16]}"
 
 
-def _refit_estimate(journal, metric):
-    """Seconds the leader's refit would take: its recipe's start-up and export, and its
-    training to the best epoch on 25% more data."""
-    leader = _leader(journal, metric)
-    if leader is None:
+def _refit_estimate(journal, name):
+    """Seconds the refit of finished candidate `name` would take: its recipe's start-up and
+    export, and its training to its best epoch on 25% more data; 0 for no candidate."""
+    if name is None:
         return 0.0
-    overhead = _overhead(journal, journal.last("start", leader)["recipe"])
-    line = journal.outcome(leader)
+    overhead = _overhead(journal, journal.last("start", name)["recipe"])
+    line = journal.outcome(name)
     per_epoch = (line.get("train_seconds") or 0.0) / max(line.get("epochs") or 1, 1)
     return overhead + per_epoch * (line["best_epoch"] + 1) * 1.25
 
