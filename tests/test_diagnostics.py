@@ -73,6 +73,19 @@ def test_rows_every_n_steps_and_epoch_means_in_the_logs(tmp_path):
     assert history.history["grad_norm_min_layer"][1] == pytest.approx(layer_means.min())
 
 
+def test_an_embeddings_norm_is_read_at_every_step_once_tfkits_optimizer_summed_its_rows(tmp_path):
+    ids = np.random.default_rng(0).integers(1, 50, (16, 6))
+    y = np.random.default_rng(1).random((16, 1)).astype("float32")
+    model = keras.Sequential([keras.Input((6,), dtype="int32"), keras.layers.Embedding(50, 4, name="embed"),
+                              keras.layers.GlobalAveragePooling1D(), keras.layers.Dense(1, name="out")])  # fmt: skip
+    model.compile(optimizer=get_optimizer("rmsprop", 0.01), loss="mse")
+    health = GradientHealth(str(tmp_path / "gradients.csv"), every=100)
+    model.fit(ids, y, batch_size=8, epochs=1, verbose=0, callbacks=[health])
+    # Step 1 is not a row's step (every 100): an unsummed sparse gradient is not measured there.
+    assert set(health._layer_norms()) == {"embed", "out"}
+    assert all(map(math.isfinite, health._layer_norms().values()))
+
+
 def test_a_nan_gradient_stops_training_at_its_step_naming_the_layer(tmp_path, capsys):
     x, y = batch(32)
     x[20, 0] = np.inf  # the third batch of 8

@@ -104,17 +104,22 @@ def sum_duplicate_rows(optimizer):
     have. Returns `optimizer`.
     """
     check_keras_version()
-
-    def dense(grads_and_vars):
-        return [tf.convert_to_tensor(grad) if isinstance(grad, tf.IndexedSlices) else grad
-                for grad, _ in grads_and_vars]  # fmt: skip
-
-    _after_all_reduce(optimizer).append(dense)
+    steps = _after_all_reduce(optimizer)
+    if _summed_rows not in steps:
+        steps.insert(0, _summed_rows)
     return optimizer
+
+
+def _summed_rows(grads_and_vars):
+    return [tf.convert_to_tensor(grad) if isinstance(grad, tf.IndexedSlices) else grad
+            for grad, _ in grads_and_vars]  # fmt: skip
 
 
 def observe_gradients(optimizer, observer):
     """Calls `observer(grads_and_vars)` with the all-reduced gradients of each step.
+
+    An optimizer of `tfkit.optim.get_optimizer` gives it an Embedding's gradient summed
+    into a dense one (`sum_duplicate_rows`); another, as an `IndexedSlices`.
 
     The observer sees the gradient of the global batch before any clipping, on one
     device as under any strategy, inside the compiled step; it must not change them.
@@ -127,7 +132,10 @@ def observe_gradients(optimizer, observer):
         observer(grads)
         return [grad for grad, _ in grads]
 
-    _after_all_reduce(optimizer).insert(0, observe)  # before the clipping
+    # Before the clipping; after the rows are summed, where they are: the gradient the
+    # optimizer applies, whose norm then costs no second summing.
+    steps = _after_all_reduce(optimizer)
+    steps.insert(1 if steps[:1] == [_summed_rows] else 0, observe)
 
 
 def _after_all_reduce(optimizer):

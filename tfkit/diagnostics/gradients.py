@@ -186,9 +186,10 @@ def _recorder(variables, squares, optimizer, every):
     """The in-graph observer: writes each watched variable's squared gradient norm.
 
     A dense gradient's norm costs little and is taken every step. A sparse one (an
-    embedding's: its rows may repeat, so it must be summed into the dense gradient
-    first) cost 23% of a Conv1D step, so it is taken every `every` steps, and at any
-    step where a dense gradient is not finite (to name where a NaN starts).
+    embedding's, from an optimizer that does not sum its rows first as tfkit's do: its
+    rows may repeat, so it must be summed into the dense gradient first) cost 23% of a
+    Conv1D step, so it is taken every `every` steps, and at any step where a dense
+    gradient is not finite (to name where a NaN starts).
     """
     positions = {_key(variable): index for index, variable in enumerate(variables)}
 
