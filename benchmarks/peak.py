@@ -243,7 +243,6 @@ def kernels_of(case, precision, steps=6):
 def check_with_profiler(case, model, batch):
     """The MatMul and Conv* FLOPs TensorFlow's profiler counts in a forward + gradient graph
     of `case` (not the DCGAN's two-network step), per example."""
-    from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2  # noqa: F401
 
     spec = tf.TensorSpec((batch, *model.input_shape[1:]), model.inputs[0].dtype)
 
