@@ -71,7 +71,7 @@ def conv1d_side(splits):
     config = imdb_conv1d.Config(class_names=splits.class_names)
     vectorizer = adapt_vectorizer(splits.train[0], config.max_features)
     train, _, _ = batched_datasets(vectorize_splits(splits, vectorizer, config.max_len),
-                                   config.batch_size, 1337)  # fmt: skip
+                                   config.batch_size, 1337, sequence_length=config.max_len)  # fmt: skip
     return imdb_conv1d.build_model(config), train, train.epoch_order
 
 

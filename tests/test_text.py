@@ -1,7 +1,7 @@
 import numpy as np
 import keras
 
-from tfkit.data.text import adapt_vectorizer, text_datasets, texts_to_ids, vectorize
+from tfkit.data.text import adapt_vectorizer, text_datasets, texts_to_ids, token_ids, vectorize
 from tfkit.data.splits import Splits
 
 
@@ -12,6 +12,8 @@ def test_ids_are_padded_and_truncated_at_the_front_like_pad_sequences():
     expected = keras.utils.pad_sequences(ragged.to_list(), maxlen=4)
     assert (np.asarray(texts_to_ids(vectorizer, list(texts), 4)) == expected).all()
     assert (vectorize(vectorizer, texts, 4, batch_size=2) == expected).all()
+    ragged = token_ids(vectorizer, texts, 4, batch_size=2)
+    assert ragged.to_list() == [row[row > 0].tolist() for row in expected]
 
 
 def test_vocabulary_is_capped_at_max_tokens():

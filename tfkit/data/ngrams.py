@@ -20,6 +20,8 @@ counted in one `[UNK]` column (they would fill most of each row's ids).
 import numpy as np
 import tensorflow as tf
 
+from tfkit.data.text import ragged_in_batches
+
 PADDING, UNKNOWN = 0, 1  # the ids TextVectorization gives "" and "[UNK]"
 
 
@@ -32,13 +34,9 @@ def ngram_ids(vectorizer, texts, length):
 def vectorize_ngrams(vectorizer, texts, max_length, batch_size=2048):
     """`ngram_ids` of a numpy array of texts without the padding: a `tf.RaggedTensor` of
     int32 rows, each of the text's first `max_length` known n-grams at most."""
-    values, lengths = [np.zeros(0, dtype="int32")], [np.zeros(0, dtype="int64")]
-    for start in range(0, len(texts), batch_size):
-        batch = tf.constant(list(texts[start : start + batch_size]), dtype=tf.string)
-        known = _known_ngrams(vectorizer, batch)[:, :max_length]
-        values.append(known.flat_values.numpy().astype("int32"))
-        lengths.append(known.row_lengths().numpy())
-    return tf.RaggedTensor.from_row_lengths(np.concatenate(values), np.concatenate(lengths))
+    return ragged_in_batches(
+        lambda batch: _known_ngrams(vectorizer, batch)[:, :max_length], texts, batch_size
+    )
 
 
 def _known_ngrams(vectorizer, texts):

@@ -33,21 +33,44 @@ def texts_to_ids(vectorizer, texts, sequence_length):
     Same result as `keras.utils.pad_sequences(ids, maxlen=sequence_length)`: the last
     `sequence_length` tokens are kept and zeros go in front.
     """
-    ragged = vectorizer(texts)
+    return pad_in_front(vectorizer(texts), sequence_length)
+
+
+def pad_in_front(ragged, sequence_length):
+    """Rows of a `tf.RaggedTensor` as `(rows, sequence_length)`: each row's last
+    `sequence_length` values, zeros in front, as `pad_sequences` pads."""
     backwards = tf.reverse(ragged, axis=[1])
     padded_backwards = backwards.to_tensor(shape=[None, sequence_length])
     return tf.reverse(padded_backwards, axis=[1])
 
 
-def vectorize(vectorizer, texts, sequence_length, batch_size=2048):
-    """`texts_to_ids` over a whole numpy array of texts, batch by batch, as an int32 array."""
-    if len(texts) == 0:
-        return np.zeros((0, sequence_length), dtype="int32")
-    dataset = tf.data.Dataset.from_tensor_slices(list(texts)).batch(batch_size)
-    dataset = dataset.map(
-        lambda batch: tf.cast(texts_to_ids(vectorizer, batch, sequence_length), tf.int32)
+def token_ids(vectorizer, texts, sequence_length, batch_size=2048):
+    """Each text's last `sequence_length` token ids, unpadded: a `tf.RaggedTensor` of int32
+    rows. Memory in proportion to the words present, not texts x `sequence_length` (a
+    million short texts as a padded 500-wide array took 2 GB); the pipeline pads each
+    batch in front (`batched_datasets`)."""
+    return ragged_in_batches(
+        lambda batch: vectorizer(batch)[:, -sequence_length:], texts, batch_size
     )
-    return np.concatenate(list(dataset.as_numpy_iterator()))
+
+
+def vectorize(vectorizer, texts, sequence_length, batch_size=2048):
+    """`texts_to_ids` over a whole numpy array of texts, as one int32 array: the
+    document's `pad_sequences` output."""
+    ragged = token_ids(vectorizer, texts, sequence_length, batch_size)
+    return pad_in_front(ragged, sequence_length).numpy()
+
+
+def ragged_in_batches(rows_of, texts, batch_size=2048):
+    """`rows_of(batch)` (a `tf.RaggedTensor` of ids per text) over a numpy array of texts,
+    `batch_size` texts at a time, joined into one `tf.RaggedTensor` of int32 rows."""
+    values, lengths = [np.zeros(0, dtype="int32")], [np.zeros(0, dtype="int64")]
+    for start in range(0, len(texts), batch_size):
+        batch = tf.constant(list(texts[start : start + batch_size]), dtype=tf.string)
+        rows = rows_of(batch)
+        values.append(rows.flat_values.numpy().astype("int32"))
+        lengths.append(rows.row_lengths().numpy())
+    return tf.RaggedTensor.from_row_lengths(np.concatenate(values), np.concatenate(lengths))
 
 
 def imdb_text_datasets(config, run=None):
@@ -68,13 +91,16 @@ def imdb_text_datasets(config, run=None):
     splits = text_splits(config, run)
     ids, vectorizer = text_ids(config, splits, run.dir if run else None)
     if config.init_from:
-        tokens = ids.train[0][ids.train[0] > 0]
+        tokens = ids.train[0].flat_values.numpy()
         unknown = float((tokens == 1).mean()) if tokens.size else 0.0
         print(
             f"vocabulary: {vectorizer.vocabulary_size()} words from {config.init_from}; "
             f"{unknown:.1%} of the training words here are not among them and read as [UNK]"
         )
-    return ids, vectorizer, batched_datasets(ids, config.batch_size, config.seed, config.resample)
+    datasets = batched_datasets(
+        ids, config.batch_size, config.seed, config.resample, sequence_length=config.max_len
+    )
+    return ids, vectorizer, datasets
 
 
 def text_splits(config, run=None):
@@ -93,11 +119,11 @@ def text_splits(config, run=None):
     return splits
 
 
-def text_ids(config, splits, run_dir=None, ngrams=None, to_ids=vectorize):
+def text_ids(config, splits, run_dir=None, ngrams=None, to_ids=token_ids):
     """`splits` of texts as ids, by a vectorizer fitted on their training texts.
 
     The vectorizer is `text_vectorizer`'s (its vocabulary goes to `run_dir`); every
-    split is turned into ids by `to_ids(vectorizer, texts, config.max_len)` (`vectorize`,
+    split is turned into ids by `to_ids(vectorizer, texts, config.max_len)` (`token_ids`,
     or `tfkit.data.ngrams.vectorize_ngrams`). The ids keep the texts (`raw`) and this
     preparation (`prepare(fold, fold_dir)`): k-fold prepares each fold from its own
     training texts, so a word seen only in a fold's validation part is not in its
@@ -197,15 +223,17 @@ def text_fit_arguments(config, splits, features=None):
     """
     from tfkit.classifier import classifier_fit_arguments
 
+    # Without `features` the ids are the model's input: `config.max_len` of them.
+    sequence_length = None if features else config.max_len
     train, val, _ = batched_datasets(
-        splits, config.batch_size, config.seed, config.resample, features
+        splits, config.batch_size, config.seed, config.resample, features, sequence_length
     )
     return classifier_fit_arguments(config, splits, train, val)
 
 
-def vectorize_splits(splits, vectorizer, sequence_length, to_ids=vectorize):
-    """`splits` with every text turned into `sequence_length` token ids (by `to_ids`, as
-    `vectorize` does), labels unchanged."""
+def vectorize_splits(splits, vectorizer, sequence_length, to_ids=token_ids):
+    """`splits` with every text turned into its last `sequence_length` token ids (by
+    `to_ids`, as `token_ids` does), labels unchanged."""
 
     def ids(split):
         return to_ids(vectorizer, split[0], sequence_length), split[1]
@@ -215,7 +243,9 @@ def vectorize_splits(splits, vectorizer, sequence_length, to_ids=vectorize):
     )
 
 
-def batched_datasets(splits, batch_size, seed, resample=None, features=None):
+def batched_datasets(
+    splits, batch_size, seed, resample=None, features=None, sequence_length=None
+):
     """Batched `tf.data` pipelines of `(token ids, label)` for train, validation and test.
 
     The training split comes in a new order every epoch, a function of `seed` and the
@@ -223,8 +253,10 @@ def batched_datasets(splits, batch_size, seed, resample=None, features=None):
     `resample` ("over" or "under") each epoch holds every class equally often. Labels
     have shape `(batch, 1)`, float32 for two classes, `(batch,)` int32 class ids for
     more; validation is None when the split is empty. Ids held as a `tf.RaggedTensor`
-    (`tfkit.data.ngrams`) are padded per batch, to its longest row. `features`, when
-    given, turns each batch of ids into the model's inputs (e.g. `tfkit.data.ngrams.tf_idf`).
+    (`token_ids`, `tfkit.data.ngrams`) are padded per batch: in front to
+    `sequence_length` (a sequence model's fixed input), or at the end to the batch's
+    longest row. `features`, when given, turns each batch of ids into the model's inputs
+    (e.g. `tfkit.data.ngrams.tf_idf`).
     """
     ragged = isinstance(splits.train[0], tf.RaggedTensor)
 
@@ -235,7 +267,10 @@ def batched_datasets(splits, batch_size, seed, resample=None, features=None):
 
     def model_inputs(ids, labels):
         if isinstance(ids, tf.RaggedTensor):
-            ids = ids.to_tensor(default_value=0)
+            if sequence_length:
+                ids = pad_in_front(ids, sequence_length)
+            else:
+                ids = ids.to_tensor(default_value=0)
         return (features(ids) if features else ids), labels
 
     def pipeline(split):
@@ -270,4 +305,5 @@ def text_datasets(splits, vectorizer, sequence_length, batch_size, seed):
     Texts are turned into ids once, up front, so training reads ready integer batches
     (the same data the document's `pad_sequences` produced).
     """
-    return batched_datasets(vectorize_splits(splits, vectorizer, sequence_length), batch_size, seed)
+    ids = vectorize_splits(splits, vectorizer, sequence_length)
+    return batched_datasets(ids, batch_size, seed, sequence_length=sequence_length)
