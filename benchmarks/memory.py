@@ -12,7 +12,12 @@ process of its own, so that one peak cannot hide another:
 - `epoch:text_ngrams`, `epoch:imdb_conv1d`: the recipe's whole command for one epoch
   on that table (`--no-baseline`), its peak memory and time;
 - `predict`: `python -m tfkit predict` with an export of `text_ngrams` (trained for
-  one epoch on 2,000 texts) on a CSV of that many texts, writing a CSV.
+  one epoch on 2,000 texts) on a CSV of that many texts, writing a CSV;
+- `predict:pictures` (sizes ignored): `python -m tfkit predict` with an export of
+  `cifar10_resnet` (untrained: memory does not depend on the weights) on a folder of
+  500 small pictures, 20 just under the pixel limit (9,400 x 9,500: PNG, JPEG, BMP, GIF)
+  and 2 above it (a real 20,000 x 20,000 grey PNG of 0.4 MB, and a JPEG whose header
+  declares as much); every picture but those 2 must get its row.
 
 Peak RSS is the process's high-water mark: `VmHWM` for `ngrams`, `os.wait4`'s
 `ru_maxrss` for the predict command (which counts the size of the process it was
@@ -23,6 +28,7 @@ the run folder), so the step itself added `peak_rss_mb - rss_before_mb`. Texts a
 Prints one JSON line per case.
 
     python benchmarks/memory.py [--sizes 100000 1000000] [--cases ngrams predict]
+    python benchmarks/memory.py --cases predict:pictures
 """
 
 import argparse
@@ -154,6 +160,64 @@ def command_memory(command, log):
     return out, seconds, round(usage.ru_maxrss * 1024 / MB)  # Linux: kilobytes
 
 
+NEAR_LIMIT = (9_400, 9_500)  # 89.3 million pixels, the limit 89,478,485
+NEAR_FORMATS = ("PNG",) * 10 + ("JPEG",) * 7 + ("BMP",) * 2 + ("GIF",)
+
+
+def write_pictures(folder):
+    """The `predict:pictures` folder (see above), written by a process of its own."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    os.makedirs(folder)
+    for i in range(500):
+        side = int(rng.integers(24, 65))
+        Image.fromarray(rng.integers(0, 255, (side, side, 3), dtype="uint8")).save(
+            os.path.join(folder, f"small-{i:03d}.png")
+        )
+    for i, fmt in enumerate(NEAR_FORMATS):
+        picture = Image.new("RGB", NEAR_LIMIT, tuple(int(c) for c in rng.integers(0, 255, 3)))
+        picture.save(os.path.join(folder, f"near-{i:02d}.{fmt.lower()}"), format=fmt)
+    Image.new("L", (20_000, 20_000)).save(os.path.join(folder, "above.png"))
+    small = os.path.join(folder, "above.jpeg")
+    Image.new("RGB", (64, 64)).save(small, format="JPEG")
+    with open(small, "rb") as file:
+        data = bytearray(file.read())
+    start = bytes(data).index(b"\xff\xc0") + 5  # the frame header: height, width
+    data[start : start + 4] = (20_000).to_bytes(2, "big") * 2
+    with open(small, "wb") as file:
+        file.write(data)
+
+
+def picture_predict_memory(folder):
+    """The `predict:pictures` case."""
+    pictures, export = os.path.join(folder, "pictures"), os.path.join(folder, "resnet")
+    subprocess.run([sys.executable, __file__, "--pictures", pictures, "--folder", export],
+                   check=True)  # fmt: skip
+    output = os.path.join(folder, "labels.csv")
+    command = [sys.executable, "-m", "tfkit", "predict", export, "--input", pictures,
+               "--output", output]  # fmt: skip
+    out, seconds, peak = command_memory(command, os.path.join(folder, "predict-pictures.log"))
+    rows = len(pd.read_csv(output))
+    expected = 500 + len(NEAR_FORMATS)
+    if rows != expected:
+        raise SystemExit(f"predict wrote {rows} rows, not {expected}:\n{out.decode()[-2000:]}")
+    skipped = [line for line in out.decode().splitlines() if line.startswith("skipped ")]
+    return {"case": "predict:pictures", "pictures": expected + 2, "rows": rows,
+            "near_limit": len(NEAR_FORMATS), "seconds": round(seconds, 1), "peak_rss_mb": peak,
+            "skipped": skipped}  # fmt: skip
+
+
+def resnet_export(export):
+    """An export of `cifar10_resnet`'s default model (untrained), in this process."""
+    import tfkit.quiet  # noqa: F401
+    from recipes import cifar10_resnet
+    from tfkit.export import export_image_classifier
+
+    model = cifar10_resnet.build_model(cifar10_resnet.Config(class_names=tuple("abcdefghij")))
+    export_image_classifier(export, model, tuple("abcdefghij"))
+
+
 def train_export(folder):
     """An export of `text_ngrams`, trained for one epoch on a small table."""
     table = os.path.join(folder, "small.csv")
@@ -172,12 +236,18 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
     parser.add_argument("--cases", nargs="+", default=["ngrams", "predict"],
-                        choices=["ngrams", "predict", "epoch:text_ngrams", "epoch:imdb_conv1d"])  # fmt: skip
+                        choices=["ngrams", "predict", "epoch:text_ngrams", "epoch:imdb_conv1d",
+                                 "predict:pictures"])  # fmt: skip
     # The steps run in processes of their own:
     parser.add_argument("--prepare", help=argparse.SUPPRESS)  # the ngrams case
     parser.add_argument("--folder", help=argparse.SUPPRESS)
     parser.add_argument("--write", nargs=3, help=argparse.SUPPRESS)  # path, count, seed
+    parser.add_argument("--pictures", help=argparse.SUPPRESS)  # the predict:pictures folder
     args = parser.parse_args()
+    if args.pictures:
+        write_pictures(args.pictures)
+        resnet_export(args.folder)
+        return
     if args.prepare:
         print(json.dumps(prepare_ngrams(args.prepare, args.folder)))
         return
@@ -186,8 +256,11 @@ def main():
         return
     folder = tempfile.mkdtemp(prefix="memory-")
     try:
+        if "predict:pictures" in args.cases:
+            print(json.dumps(picture_predict_memory(folder)), flush=True)
         export = train_export(folder) if "predict" in args.cases else None
-        for size in args.sizes:
+        text_cases = [case for case in args.cases if case != "predict:pictures"]
+        for size in args.sizes if text_cases else []:
             table = os.path.join(folder, f"texts-{size}.csv")
             generate(table, size)
             if "ngrams" in args.cases:

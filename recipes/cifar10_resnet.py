@@ -262,7 +262,9 @@ def main(argv=None):
     test_metrics = evaluate_classifier(model, test, config.class_names)
     if config.export:
         export_dir = chief_or_temporary(config.export_dir or f"saved_models/{RECIPE}", strategy)
-        exported = export_image_classifier(export_dir, model, config.class_names, IMAGE_SIZE)
+        exported = export_image_classifier(
+            export_dir, model, config.class_names, IMAGE_SIZE, config.max_pixels
+        )
         print("exported:", exported)
     finish_run(run, splits, val=val_metrics, test=test_metrics,
                mixed_precision=computed_policy(model), skipped_files=skipped)  # fmt: skip

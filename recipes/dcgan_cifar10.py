@@ -380,7 +380,9 @@ def load_data(config):
     """
     skipped = []
     if config.data == "images":
-        images, skipped = load_pictures(config.data_dir, 32, config.seed, config.max_examples)
+        images, skipped = load_pictures(
+            config.data_dir, 32, config.seed, config.max_examples, config.max_pixels
+        )
         counts = {"train": {"pictures": len(images)}}
         if skipped:
             named = ", ".join(f"{s['file']} ({s['error']})" for s in skipped[:5])

@@ -78,6 +78,10 @@ FILES = {
         encode(Image.fromarray(GREY), "PNG", transparency=90),
         on_white(grey_rgb(GREY), 255 * (GREY != 90)),
     ),
+    "png_rgb_trns.png": (  # the colour of the first pixel is transparent
+        encode(Image.fromarray(RGB), "PNG", transparency=tuple(int(c) for c in RGB[0, 0])),
+        on_white(RGB, 255 * (RGB != RGB[0, 0]).any(axis=-1)),
+    ),
     "png_rgba.png": (
         encode(Image.fromarray(np.dstack([RGB, ALPHA]), "RGBA"), "PNG"),
         on_white(RGB, ALPHA),

@@ -9,6 +9,7 @@ import time
 import numpy as np
 import pandas as pd
 import pytest
+from PIL import Image
 from conftest import python_env
 
 from tfkit.baseline import epoch_budget
@@ -183,10 +184,15 @@ def picture_classes(root, per_class=15):
 def test_class_folders_of_pictures_are_read_planned_and_refused_in_a_format_not_served(tmp_path):
     folder = picture_classes(tmp_path / "shapes")
     (folder / "red" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\ngarbage")
-    reading = read_data(str(folder))
+    Image.new("L", (101, 100)).save(folder / "blue" / "large.png")
+    reading = read_data(str(folder), max_pixels=100 * 100)
     assert reading.kind == "pictures" and reading.class_counts == {"blue": 12, "red": 12}
     assert reading.lines[1] == "rows: 24 pictures for training, 2 classes: blue 12, red 12"
-    assert "dropped 1 file(s) that are not readable pictures: red/broken.png" in reading.lines
+    assert reading.lines[2] == (
+        "dropped 2 file(s) that are not readable pictures: blue/large.png (a picture of 101x100 "
+        "pixels, above the limit of 10000 (--max-pixels); shrink it first), red/broken.png "
+        "(not a picture)"
+    )
     assert "test: 6 pictures held out (20%, stratified by class, seed 1337)" in reading.lines
     assert sorted(reading.test["label"]) == ["blue"] * 3 + ["red"] * 3
     ladder, skipped = plan(reading)

@@ -19,6 +19,8 @@ import sys
 
 import tfkit.train
 from tfkit.cli import FAILURE, USAGE_ERROR, OneLineParser
+from tfkit.errors import WriteFailed
+from tfkit.files import write_failure
 
 
 def recipe_files():
@@ -233,7 +235,13 @@ def main(argv=None):
     start.add_argument("command_line", nargs=argparse.REMAINDER, help="-- then the command")
     start.set_defaults(handler=launch_workers)
     args = parser.parse_args(argv)
-    args.handler(args)
+    try:
+        args.handler(args)
+    except Exception as error:  # a full disk or a folder not writable: one line, exit 1
+        failure = error if isinstance(error, WriteFailed) else write_failure(error)
+        if failure is None:
+            raise
+        _error(str(failure), FAILURE)
 
 
 def _usage_error(message):

@@ -14,6 +14,7 @@ import types
 import typing
 
 from tfkit.errors import DataError, RunComplete, RunStateError, UsageError
+from tfkit.files import write_failure
 from tfkit.signals import TrainingStopped
 
 USAGE_ERROR = 2
@@ -104,6 +105,11 @@ def run(main, argv=None):
         _fail(stop.exit_status, str(stop))
     except KeyboardInterrupt:
         _fail(130, "interrupted; re-run the same command with the same --run-dir to resume")
+    except Exception as error:  # a full disk or a folder not writable, where no writer said so
+        failure = write_failure(error)
+        if failure is None:
+            raise
+        _fail(FAILURE, f"error: {failure}")
 
 
 def _fail(status, line, exit=sys.exit):

@@ -22,6 +22,8 @@ LR_SCHEDULES = ("constant", "step", "exponential", "cosine")
 INITIAL_BIAS = ("none", "auto")
 STRATEGIES = ("auto", "default", "mirrored", "multi_worker")
 VERBOSITY = ("auto", "0", "1", "2")
+# Pillow's Image.MAX_IMAGE_PIXELS: the decompression-bomb limit Python users know.
+MAX_PIXELS = 89_478_485
 
 
 def derived(default, help):
@@ -57,6 +59,10 @@ class TrainConfig:
         None, "TFDS data directory (--data tfds) or the dataset's local copy (--data dir)"
     )
     max_examples: int | None = flag(None, "cap each split at N examples, for a quick run")
+    max_pixels: int = flag(
+        MAX_PIXELS, "pictures: skip one whose header declares more pixels, before decoding it "
+        "(Pillow's limit); the export refuses them too"
+    )
     init_from: str | None = flag(
         None, "fine-tune: start from a finished run's best model (RUN_DIR) or a MODEL.keras"
     )
@@ -185,7 +191,7 @@ class TrainConfig:
         # comparison (nan < 0 is False) and inf through most, so the ranges below assume
         # numbers they can compare.
         check_finite(self)
-        check_at_least(self, 1, "epochs", "max_trials", "executions_per_trial")
+        check_at_least(self, 1, "epochs", "max_trials", "executions_per_trial", "max_pixels")
         check_at_least(self, 0, "logical_cpus", "backup_every", "grad_norm_every")
         check_at_least(self, 0, "warmup_epochs", "min_learning_rate", "time_limit")
         check_above(self, 0, "lr_decay_epochs")

@@ -7,6 +7,8 @@ command line); `DataError` and
 one line; anything else is a bug and keeps its traceback.
 """
 
+import os
+
 
 class UsageError(ValueError):
     """A setting found wrong after the flags parsed (e.g. a search folder it must not resume)."""
@@ -18,6 +20,21 @@ class DataError(RuntimeError):
 
 class RunStateError(RuntimeError):
     """A run's saved state (backup, checkpoint) cannot be used. The message says the way out."""
+
+
+class WriteFailed(RunStateError):
+    """A file could not be written for want of space or permission; nothing half-written."""
+
+    PREFIX = "cannot write "  # how its line begins: `tfkit train` reads it in a candidate's log
+
+    def __init__(self, path, reason, full_disk):
+        folder = os.path.dirname(os.path.abspath(path)) if path else "the output folders"
+        fix = (f"free some space on the disk of {folder}" if full_disk else
+               f"make {folder} writable or choose another folder")  # fmt: skip
+        super().__init__(
+            f"{self.PREFIX}{path or 'a file'}: {reason}. Nothing was half-written; {fix}, "
+            "then run the same command again (a training run continues from its last backup)"
+        )
 
 
 class RunComplete(Exception):

@@ -13,11 +13,13 @@ import keras
 import tensorflow as tf
 
 from tfkit import files
+from tfkit.config import MAX_PIXELS
 from tfkit.data.decode import picture_pixels
 from tfkit.data.text import texts_to_ids
 from tfkit.errors import RunStateError
 
 CLASS_NAMES_SIGNATURE = "class_names"  # a classifier's classes, in the order of its probabilities
+MAX_PIXELS_SIGNATURE = "max_pixels"  # a picture classifier's limit on a picture's pixels
 
 
 def next_version(export_dir):
@@ -41,7 +43,9 @@ def latest_version_dir(export_dir):
     return os.path.join(export_dir, str(version))
 
 
-def export_for_serving(export_dir, serve, input_signature, resources, class_names=None):
+def export_for_serving(
+    export_dir, serve, input_signature, resources, class_names=None, constants=None
+):
     """Writes `serve` as the `serving_default` signature of a new version.
 
     Args:
@@ -52,6 +56,8 @@ def export_for_serving(export_dir, serve, input_signature, resources, class_name
         class_names: a classifier's classes, in the order of its `probabilities`: also
             exported as a second signature, `class_names`, which takes no input and
             returns them (`python -m tfkit predict` names its columns from it).
+        constants: `{signature name: value}`, each exported as a signature that takes no
+            input and returns `{name: value}` (a picture classifier's `max_pixels`).
 
     Returns:
         The path of the new version folder.
@@ -64,6 +70,10 @@ def export_for_serving(export_dir, serve, input_signature, resources, class_name
         names = list(class_names)
         archive.add_endpoint(
             CLASS_NAMES_SIGNATURE, lambda: {"class_names": tf.constant(names)}, input_signature=[]
+        )
+    for name, value in (constants or {}).items():
+        archive.add_endpoint(
+            name, lambda name=name, value=value: {name: tf.constant(value)}, input_signature=[]
         )
 
     try:
@@ -113,7 +123,7 @@ def export_text_classifier(
     return export_for_serving(export_dir, serve, signature, [vectorizer, model], class_names)
 
 
-def export_image_classifier(export_dir, model, class_names, image_size=32):
+def export_image_classifier(export_dir, model, class_names, image_size=32, max_pixels=MAX_PIXELS):
     """Exports encoded pictures in, the class out: decoding, cropping and resizing inside.
 
     The signature takes `image_bytes` (tf.string, [None]: PNG, JPEG, GIF (first frame) or
@@ -123,15 +133,20 @@ def export_image_classifier(export_dir, model, class_names, image_size=32):
     `tfkit.data.decode.picture_pixels` (upright by its EXIF orientation, transparency on
     white, centre-cropped, resized), the very function training read its files with, and
     is given to `model` as float pixels in [0, 255]. Bytes in another format fail the
-    call with "not a PNG, JPEG, GIF or BMP file ...: convert it to PNG".
+    call with "not a PNG, JPEG, GIF or BMP file ...: convert it to PNG"; a picture whose
+    header declares more than `max_pixels` pixels fails it before decoding ("...x...
+    pixels, above the limit of ..."), and the limit is exported as the `max_pixels`
+    signature. The pictures of a call are decoded one at a time, so its memory grows with
+    the largest picture, not with their number.
     """
     names = tf.constant(list(class_names))
 
     def serve(image_bytes):
         pictures = tf.map_fn(
-            lambda data: picture_pixels(data, image_size),
+            lambda data: picture_pixels(data, image_size, max_pixels),
             image_bytes,
             fn_output_signature=tf.TensorSpec([image_size, image_size, 3], tf.uint8),
+            parallel_iterations=1,
         )
         probabilities = tf.cast(model(tf.cast(pictures, tf.float32), training=False), tf.float32)
         if len(class_names) == 2:  # the sigmoid's output is the probability of class 1
@@ -142,4 +157,6 @@ def export_image_classifier(export_dir, model, class_names, image_size=32):
         }
 
     signature = [tf.TensorSpec(shape=[None], dtype=tf.string, name="image_bytes")]
-    return export_for_serving(export_dir, serve, signature, [model], class_names)
+    return export_for_serving(
+        export_dir, serve, signature, [model], class_names, {MAX_PIXELS_SIGNATURE: max_pixels}
+    )

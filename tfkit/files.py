@@ -12,6 +12,7 @@ TensorBoard or a teammate running as another user cannot read.
 
 import atexit
 import contextlib
+import errno
 import fcntl
 import json
 import os
@@ -20,10 +21,46 @@ import shutil
 import socket
 import typing
 
-from tfkit.errors import UsageError
+from tfkit.errors import UsageError, WriteFailed
 
 TEMPORARY = ".tmp-"  # the prefix of a file being written; run-folder checks skip these
 LOCK_FILE = ".lock"
+# Writes that fail for a reason the user fixes, not tfkit: `WriteFailed`'s one line.
+FULL_DISK = (errno.ENOSPC, errno.EDQUOT)
+NOT_WRITABLE = (errno.EACCES, errno.EPERM, errno.EROFS)
+
+
+def unwritable(error):
+    """`(reason, full disk?)` when `error` is a write refused for want of space or permission
+    (an `OSError`, or a TensorFlow or h5py error that only says so in words), else None."""
+    for number in (*FULL_DISK, *NOT_WRITABLE):
+        if getattr(error, "errno", None) == number or os.strerror(number) in str(error):
+            return os.strerror(number), number in FULL_DISK
+    return None
+
+
+def write_failure(error):
+    """`WriteFailed` for an error `unwritable` recognises (naming the file it carries), else
+    None: the command line's last resort for a write outside `writing`."""
+    refused = unwritable(error)
+    if isinstance(error, WriteFailed) or refused is None:
+        return None
+    return WriteFailed(getattr(error, "filename", None), *refused)
+
+
+@contextlib.contextmanager
+def writing(path):
+    """Turns a write refused for want of space or permission in the block into `WriteFailed`
+    naming `path` (what was being written); other errors pass unchanged."""
+    try:
+        yield
+    except WriteFailed:
+        raise
+    except Exception as error:
+        refused = unwritable(error)
+        if refused is None:
+            raise
+        raise WriteFailed(path, *refused) from error
 
 
 @contextlib.contextmanager
@@ -42,13 +79,15 @@ def atomic_path(path):
     ```
     """
     folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    temporary = _claim_temporary(folder, os.path.basename(path), _create_file)
+    with writing(path):
+        os.makedirs(folder, exist_ok=True)
+        temporary = _claim_temporary(folder, os.path.basename(path), _create_file)
     try:
-        yield temporary
-        _sync(temporary)
-        os.replace(temporary, path)
-        _sync(folder)  # the rename itself
+        with writing(path):
+            yield temporary
+            _sync(temporary)
+            os.replace(temporary, path)
+            _sync(folder)  # the rename itself
     except BaseException:
         _remove(temporary)
         raise
@@ -59,12 +98,15 @@ def temporary_folder(parent, name):
     """Yields a new empty folder in `parent` (umask's mode) for a tree that is renamed into place.
 
     The caller renames it (`publish_folder`); if it is still there when the block ends,
-    on success or error, it is removed.
+    on success or error, it is removed. A write refused for want of space or permission
+    in the block is `WriteFailed`, naming `parent`.
     """
-    os.makedirs(parent, exist_ok=True)
-    folder = _claim_temporary(parent, name, lambda path: os.mkdir(path, 0o777))
+    with writing(parent):
+        os.makedirs(parent, exist_ok=True)
+        folder = _claim_temporary(parent, name, lambda path: os.mkdir(path, 0o777))
     try:
-        yield folder
+        with writing(parent):
+            yield folder
     finally:
         _remove(folder)
 

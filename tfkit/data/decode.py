@@ -7,11 +7,21 @@ the same pixels by construction. TensorFlow ops only, and only the four decoders
 Serving knows (PNG, JPEG, GIF's first frame, BMP): a graph holding a newer op (WebP, JPEG
 XL) would not load on an older server at all. Any other bytes fail with `UNKNOWN_FORMAT`.
 
+Before any pixel is decoded, the size the file's header declares is checked against a
+limit (`max_pixels`, by default Pillow's decompression-bomb limit, 89,478,485 pixels): a
+0.4 MB PNG can declare 20,000 x 20,000 pixels, and decoding it whole took 8.5 GB. Such a
+picture fails with `InvalidArgument` naming its size and the limit.
+
 The functions hold no Python control flow on tensors, so autograph is told to leave them
 as they are: rewriting their source took 5 of the 6 seconds a trace took.
 """
 
+import re
+
 import tensorflow as tf
+
+from tfkit.config import MAX_PIXELS
+from tfkit.data.pixel_limit import TOO_MANY_PIXELS
 
 UNKNOWN_FORMAT = "not a PNG, JPEG, GIF or BMP file (what the export decodes): convert it to PNG"
 # EXIF sits in a JPEG's APP1 segment (64 KiB at most, before the pixels) or a PNG's eXIf chunk.
@@ -21,13 +31,13 @@ MAX_IFD_ENTRIES = 64  # IFD0 of a camera holds 10 to 20
 
 
 @tf.autograph.experimental.do_not_convert
-def picture_pixels(data, size):
+def picture_pixels(data, size, max_pixels=MAX_PIXELS):
     """`decode_picture` then `square_picture`: what the classifier is given, (size, size, 3)."""
-    return square_picture(decode_picture(data), size)
+    return square_picture(decode_picture(data, max_pixels), size)
 
 
 @tf.autograph.experimental.do_not_convert
-def decode_picture(data):
+def decode_picture(data, max_pixels=MAX_PIXELS):
     """Encoded picture bytes (a scalar tf.string) as upright RGB uint8 (height, width, 3).
 
     Turned upright by an EXIF Orientation tag (a JPEG's or a PNG's), as phones store
@@ -38,17 +48,36 @@ def decode_picture(data):
     tools write it so, meaning opaque). A JPEG decodes with the accurate integer DCT.
 
     Raises:
-        tf.errors.InvalidArgumentError: a broken file, or bytes in another format
-            (`UNKNOWN_FORMAT`); `error_reason` turns it into one line.
+        tf.errors.InvalidArgumentError: a broken file, bytes in another format
+            (`UNKNOWN_FORMAT`), or a header declaring more than `max_pixels` pixels (refused
+            before decoding); `error_reason` turns it into one line.
     """
     data = tf.convert_to_tensor(data, tf.string)
     png = tf.equal(tf.strings.substr(data, 0, 4), b"\x89PNG")
+    gif = tf.equal(tf.strings.substr(data, 0, 3), b"GIF")
+    bmp = tf.equal(tf.strings.substr(data, 0, 2), b"BM")
+    width, height = tf.case(
+        [
+            (tf.io.is_jpeg(data), lambda: _jpeg_size(data)),
+            (png, lambda: _header_size(data, 16, 4, little_endian=False)),
+            (gif, lambda: _header_size(data, 6, 2, little_endian=True)),
+            (bmp, lambda: _bmp_size(data)),
+        ],
+        default=lambda: (tf.constant(0, tf.int64), tf.constant(0, tf.int64)),
+    )
+    limit = tf.constant(max_pixels, tf.int64)
+    refused = tf.strings.format(
+        "{}x{} " + TOO_MANY_PIXELS + " {} (--max-pixels); shrink it first", (width, height, limit)
+    )
+    within = tf.debugging.Assert(width * height <= limit, [refused])
+    with tf.control_dependencies([within]):  # nothing is decoded before the check
+        data = tf.identity(data)
     rgb = tf.case(
         [
             (tf.io.is_jpeg(data), lambda: _decode_jpeg(data)),
             (png, lambda: _decode_png(data)),
-            (tf.equal(tf.strings.substr(data, 0, 3), b"GIF"), lambda: tf.io.decode_gif(data)[0]),
-            (tf.equal(tf.strings.substr(data, 0, 2), b"BM"), lambda: _decode_bmp(data)),
+            (gif, lambda: tf.io.decode_gif(data)[0]),
+            (bmp, lambda: _decode_bmp(data)),
         ],
         default=_unknown_format,
     )
@@ -69,7 +98,8 @@ def square_picture(image, size):
     square = tf.image.crop_to_bounding_box(
         image, (height - side) // 2, (width - side) // 2, side, side
     )
-    resized = tf.image.resize(tf.cast(square, tf.float32), [size, size], antialias=True)
+    # uint8 in: the same floats out as casting first, without a float copy of the picture.
+    resized = tf.image.resize(square, [size, size], antialias=True)
     resized = tf.cast(tf.clip_by_value(tf.round(resized), 0, 255), tf.uint8)
     return tf.cond(tf.equal(side, size), lambda: square, lambda: resized)
 
@@ -82,7 +112,29 @@ def error_reason(error):
     reason = (words or lines)[0].split("}} ")[-1]  # eager errors start with {{function_node ..}}
     if UNKNOWN_FORMAT in reason:  # an Assert's words come as "assertion failed: [...]"
         return UNKNOWN_FORMAT
+    refused = re.search(rf"\d+x\d+ {TOO_MANY_PIXELS} [^\]'\n]*", reason)
+    if refused:  # an Assert's words, in a graph's or an eager call's framing
+        return "a picture of " + refused.group(0)
     return reason.split(" [Op:")[0].split("\t")[0].strip()
+
+
+def _jpeg_size(data):
+    shape = tf.cast(tf.image.extract_jpeg_shape(data), tf.int64)  # from its frame header
+    return shape[1], shape[0]
+
+
+def _header_size(data, start, width, little_endian):
+    """Width and height: two unsigned integers of `width` bytes at byte `start`."""
+    raw = _bytes(data, start, 2 * width)
+    sides = _unsigned(raw, tf.constant([0, width], tf.int64), width, little_endian)
+    return sides[0], sides[1]
+
+
+def _bmp_size(data):
+    # Signed 32-bit: a negative height means the rows are stored top-down.
+    width, height = _header_size(data, 18, 4, little_endian=True)
+    signed = lambda side: tf.abs(tf.where(side >= 2**31, side - 2**32, side))
+    return signed(width), signed(height)
 
 
 def _decode_jpeg(data):
@@ -91,15 +143,43 @@ def _decode_jpeg(data):
 
 
 def _decode_png(data):
-    # Read as 16 bits then / 257: a 16-bit PNG rounds (as uint8 it would be cut), an 8-bit
-    # one comes back exact. Four channels: grey made RGB, tRNS and palette alpha applied.
-    return _on_white(tf.cast(tf.io.decode_png(data, 4, tf.uint16), tf.float32) / 257.0)
+    # A 16-bit PNG (its bit depth is IHDR's byte 24) is read as 16 bits then / 257, so it
+    # rounds (as uint8 it would be cut); any other as 8 bits. Four channels lay
+    # transparency (alpha, tRNS, a palette's) on white and grey is made RGB; a PNG
+    # without transparency (no alpha channel, its colour type byte 25, and no tRNS chunk
+    # before the first IDAT) is read as three, in a third of the memory and time.
+    head = tf.io.decode_raw(tf.strings.substr(data, 0, EXIF_SEARCH_BYTES), tf.uint8)
+    pixels_start, transparency = _find(head, b"IDAT"), _find(head, b"tRNS")
+    colour_type = _bytes(data, 25, 1)[0]
+    opaque = (
+        (pixels_start >= 0)
+        & ((transparency < 0) | (transparency > pixels_start))
+        & ~tf.reduce_any(tf.equal(colour_type, [4, 6]))  # grey + alpha, RGBA
+    )
+    return tf.case(
+        [
+            (
+                tf.equal(_bytes(data, 24, 1)[0], 16),
+                lambda: _on_white(tf.cast(tf.io.decode_png(data, 4, tf.uint16), tf.float32) / 257.0),
+            ),
+            (opaque, lambda: tf.io.decode_png(data, 3, tf.uint8)),
+        ],
+        default=lambda: _on_white_8_bits(tf.io.decode_png(data, 4, tf.uint8)),
+    )
 
 
 def _on_white(rgba):
     """RGBA (floats in 0..255) laid on white, as uint8 RGB."""
     alpha = rgba[..., 3:] / 255.0
     return tf.cast(tf.round(rgba[..., :3] * alpha + 255.0 * (1.0 - alpha)), tf.uint8)
+
+
+def _on_white_8_bits(rgba):
+    """RGBA uint8 laid on white: `_on_white`'s pixels in 16-bit integers, a third of its
+    memory (a 9,000 x 9,000 picture took 3 GB in floats). (c a + 255 (255 - a)) / 255 is
+    never halfway between two integers, so adding 127 and dividing rounds as it does."""
+    rgb, alpha = tf.cast(rgba[..., :3], tf.uint16), tf.cast(rgba[..., 3:], tf.uint16)
+    return tf.cast((rgb * alpha + 255 * (255 - alpha) + 127) // 255, tf.uint8)
 
 
 def _decode_bmp(data):
@@ -117,7 +197,7 @@ def _decode_bmp(data):
         # All zero: written without alpha (common tools do), so opaque, not transparent.
         opaque = tf.equal(tf.reduce_max(image[..., 3]), 0)
         return tf.cond(
-            opaque, lambda: image[..., :3], lambda: _on_white(tf.cast(image, tf.float32))
+            opaque, lambda: image[..., :3], lambda: _on_white_8_bits(image)
         )
 
     return tf.case(

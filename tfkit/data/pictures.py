@@ -17,13 +17,14 @@ broken file without naming it (as `image_dataset_from_directory` does).
 
 import functools
 import os
-import warnings
 
 import numpy as np
 import tensorflow as tf
 from PIL import Image, ImageOps
 
+from tfkit.config import MAX_PIXELS
 from tfkit.data.decode import UNKNOWN_FORMAT, error_reason, picture_pixels
+from tfkit.data.pixel_limit import TOO_MANY_PIXELS, check_pixel_count, pillow_check_off
 from tfkit.data.splits import stratified_sample
 from tfkit.errors import DataError
 
@@ -31,7 +32,7 @@ from tfkit.errors import DataError
 SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N")
 
 
-def load_pictures(folder, size=32, seed=1337, max_examples=None):
+def load_pictures(folder, size=32, seed=1337, max_examples=None, max_pixels=MAX_PIXELS):
     """Every readable picture under `folder`, centre-cropped and resized to `size` x `size`.
 
     Args:
@@ -39,6 +40,7 @@ def load_pictures(folder, size=32, seed=1337, max_examples=None):
         size: the side of the square images returned.
         seed: the order of the images (and of a `max_examples` sample).
         max_examples: keep only this many, drawn from `seed`.
+        max_pixels: a picture whose header declares more is skipped, not decoded.
 
     Returns:
         `(images, skipped)`: a uint8 array (n, size, size, 3) in a seeded order, and one
@@ -54,7 +56,7 @@ def load_pictures(folder, size=32, seed=1337, max_examples=None):
         try:
             # A JPEG decodes at a fraction of its size when that is still 4x the target:
             # a 12-megapixel photo then takes a fifth of the time.
-            picture = read_picture(path, min_side=4 * size)
+            picture = read_picture(path, min_side=4 * size, max_pixels=max_pixels)
             square = ImageOps.fit(picture, (size, size), Image.Resampling.LANCZOS)
             images.append(np.asarray(square, dtype=np.uint8))
         except (OSError, ValueError, Image.DecompressionBombError) as error:
@@ -70,14 +72,15 @@ def load_pictures(folder, size=32, seed=1337, max_examples=None):
     return images[order], skipped
 
 
-def load_picture_classes(folder, size=32):
+def load_picture_classes(folder, size=32, max_pixels=MAX_PIXELS):
     """Class folders of pictures for a classifier: `folder/<class>/*` or `folder/train/<class>/*`
     (and `folder/test/<class>/*`), any class names, two classes at least.
 
     Each file's bytes go through `tfkit.data.decode.picture_pixels`, the very function the
     exported model runs on the bytes it is sent, so training and serving see the same
     pixels. A file it cannot decode is skipped and named; one in a format the export
-    cannot decode (TIFF, WebP, PPM...) is skipped with the fix: convert it to PNG.
+    cannot decode (TIFF, WebP, PPM...) is skipped with the fix: convert it to PNG; one
+    whose header declares more than `max_pixels` pixels is skipped before decoding.
 
     Returns:
         `(train, test, class_names, skipped)`: `(images, labels)` pairs (uint8
@@ -91,7 +94,7 @@ def load_picture_classes(folder, size=32):
         the whole of `test/`, without one readable picture.
     """
     root, test_dir, class_names = _class_layout(folder)
-    pixels = _pixels_function(size)
+    pixels = _pixels_function(size, max_pixels)
     skipped, pairs = [], []
     for split_dir in (root, test_dir):
         if split_dir is None:
@@ -103,7 +106,6 @@ def load_picture_classes(folder, size=32):
             paths = sorted(picture_files(class_dir)) if os.path.isdir(class_dir) else []
             for path in paths:
                 try:
-                    check_pixel_count(path)
                     with open(path, "rb") as file:
                         images.append(pixels(tf.constant(file.read())).numpy())
                     labels.append(label)
@@ -125,9 +127,10 @@ def load_picture_classes(folder, size=32):
 
 
 @functools.cache
-def _pixels_function(size):
+def _pixels_function(size, max_pixels):
     # Traced once a process (a second); then a picture takes milliseconds, not the 60 of eager.
-    return tf.function(functools.partial(picture_pixels, size=size), autograph=False)
+    pixels = functools.partial(picture_pixels, size=size, max_pixels=max_pixels)
+    return tf.function(pixels, autograph=False)
 
 
 def _class_layout(folder):
@@ -170,9 +173,9 @@ def _why(path, error):
     """One line on a file training cannot use, with the fix when its format is the cause."""
     if isinstance(error, OSError):
         return error.strerror or str(error)
-    if isinstance(error, ValueError):  # check_pixel_count's
-        return str(error)
     reason = error_reason(error)
+    if TOO_MANY_PIXELS in reason:  # never handed to Pillow: it would decode it
+        return reason
     try:  # a picture Pillow reads (TIFF, WebP, a 16-bit BMP...) that the export cannot
         with Image.open(path) as picture:
             picture.load()
@@ -203,31 +206,7 @@ def picture_files(folder):
                 yield path
 
 
-def check_pixel_count(path):
-    """Refuses a picture of more pixels than Pillow's decompression-bomb limit, from its header.
-
-    A 100 KB PNG can hold 10,000 x 10,000 pixels, and decoding it whole takes gigabytes.
-
-    Raises:
-        ValueError: naming its size and the limit.
-    """
-    try:
-        with warnings.catch_warnings():  # its DecompressionBombWarning: refused below instead
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(path) as picture:  # reads the header only
-                width, height = picture.size
-    except Image.DecompressionBombError as error:
-        raise ValueError(str(error)) from None
-    except OSError:
-        return  # not a picture Pillow reads: the decoder names what it is
-    if width * height > Image.MAX_IMAGE_PIXELS:
-        raise ValueError(
-            f"{width}x{height} pixels, more than the {Image.MAX_IMAGE_PIXELS:,} a picture may "
-            "have (a decompression bomb?); shrink it first"
-        )
-
-
-def read_picture(path, min_side=None):
+def read_picture(path, min_side=None, max_pixels=MAX_PIXELS):
     """The picture at `path` as an upright 8-bit RGB `PIL.Image`, transparency laid on white.
 
     The GAN's reader (`load_pictures`): any format Pillow reads. A classifier's pictures
@@ -237,11 +216,14 @@ def read_picture(path, min_side=None):
         path: a file Pillow reads (the first frame of an animation).
         min_side: when given, a JPEG may decode at a fraction of its size as long as both
             sides stay at least this; other formats ignore it.
+        max_pixels: a picture whose header declares more is refused before decoding.
 
     Raises:
-        OSError, ValueError or `Image.DecompressionBombError`: Pillow cannot decode it.
+        OSError, ValueError or `Image.DecompressionBombError`: Pillow cannot decode it,
+        or it has more than `max_pixels` pixels.
     """
-    with Image.open(path) as picture:
+    with pillow_check_off(), Image.open(path) as picture:
+        check_pixel_count(picture, max_pixels)
         if min_side:
             picture.draft(None, (min_side, min_side))
         picture.load()  # a truncated file fails here, not later

@@ -25,7 +25,9 @@ def picture_splits(config, run):
     """
     skipped = []
     if config.data == "images":
-        train, test, class_names, skipped = load_picture_classes(config.data_dir, IMAGE_SIZE)
+        train, test, class_names, skipped = load_picture_classes(
+            config.data_dir, IMAGE_SIZE, config.max_pixels
+        )
         if skipped:
             named = ", ".join(f"{s['file']} ({s['error']})" for s in skipped[:5])
             more = f" and {len(skipped) - 5} more" if len(skipped) > 5 else ""

@@ -14,6 +14,8 @@
    journal.jsonl. Killed, the same command continues where it was; finished, it says so.
 """
 
+from tfkit.config import MAX_PIXELS
+
 METRICS = ("accuracy", "macro-F1")
 
 
@@ -34,6 +36,9 @@ def add_arguments(parser):
                         "labels; default: one named label/target/class/category..., else the "
                         "one column with few distinct values")  # fmt: skip
     parser.add_argument("--seed", type=int, default=1337, help="the splits, the order, the weights")
+    parser.add_argument("--max-pixels", type=int, default=MAX_PIXELS, metavar="N", help="pictures: "
+                        "leave out one whose header declares more pixels (Pillow's limit); the "
+                        "exported model refuses them too")  # fmt: skip
     parser.add_argument("--deterministic", action="store_true", help="deterministic ops: a run "
                         "killed and continued ends as one never stopped (when the budget did not bind)")  # fmt: skip
     parser.add_argument("--metric", default="accuracy", choices=METRICS, help="what the pick "

@@ -10,7 +10,7 @@ import shlex
 import shutil
 import sys
 
-from tfkit.errors import UsageError
+from tfkit.errors import RunStateError, UsageError, WriteFailed
 from tfkit.files import FolderLock, publish_folder, temporary_folder, write_json
 from tfkit.tables import write_table
 from tfkit.train.budget import Clock, describe, parse_duration
@@ -54,12 +54,15 @@ def main(args):
         raise UsageError(f"--time-budget: {error}") from None
     if seconds <= 0:
         raise UsageError(f"--time-budget must be more than 0; got {args.time_budget}")
+    if args.max_pixels < 1:
+        raise UsageError(f"--max-pixels must be at least 1; got {args.max_pixels}")
     name = _data_name(args.data)
     run_dir = args.run_dir or os.path.join("runs", "train", name)
     export_dir = args.export_dir or os.path.join("saved_models", name)
     record = {
         "data": os.path.realpath(args.data), "text": args.text, "label": args.label,
         "seed": args.seed, "deterministic": args.deterministic, "metric": args.metric,
+        "max_pixels": args.max_pixels,
         "time_budget_seconds": seconds, "data_files": _fingerprint(args.data),
         "export_dir": os.path.realpath(export_dir),
     }  # fmt: skip
@@ -69,7 +72,7 @@ def main(args):
     clock = Clock(run_dir, seconds, journal.events if journal else ())  # reads; writes later
 
     # 1. The data: read and said before anything is written.
-    reading = read_data(args.data, args.text, args.label, args.seed)
+    reading = read_data(args.data, args.text, args.label, args.seed, args.max_pixels)
     for line in reading.lines:
         print(line)
     lock = FolderLock(run_dir).acquire()
@@ -104,7 +107,8 @@ def _train(args, record, reading, run_dir, export_dir, clock, journal):
                       skipped=[{"candidate": n, "reason": why} for n, why in skipped])  # fmt: skip
     for name, why in skipped:
         print(f"skipped {name}: {why}")
-    data = (["--data", "images", "--data-dir", data_dir] if reading.kind == "pictures" else
+    data = (["--data", "images", "--data-dir", data_dir, "--max-pixels", str(args.max_pixels)]
+            if reading.kind == "pictures" else
             ["--data", "csv", "--data-dir", data_dir, "--text-column", "text", "--label-column", "label"])  # fmt: skip
     common = [
         *data, "--seed", str(args.seed), "--no-baseline",
@@ -307,6 +311,9 @@ def _run_config(folder):
 
 
 def _record(journal, name, outcome: Outcome, folder):
+    if outcome.status == "failed" and f"error: {WriteFailed.PREFIX}" in outcome.reason:
+        # A full disk, not the candidate: left unjournalled, the same command retries it.
+        raise RunStateError(f"{name}: {outcome.reason.split('error: ', 1)[1]}")
     seconds = _seconds_since_start(journal, name, outcome.seconds)
     if outcome.status == "finished":
         scores = candidate_scores(folder)

@@ -9,6 +9,8 @@ whole or not at all (a torn last line, from a kill mid-write, is dropped on read
 import json
 import os
 
+from tfkit.files import writing
+
 JOURNAL_FILE = "journal.jsonl"
 EVENTS = ("read", "split", "plan", "start", "finish", "stop", "pick", "refit", "export", "done")
 
@@ -27,7 +29,7 @@ class Journal:
         line = {"event": event, **fields}
         if self.clock is not None:
             line["spent_seconds"] = round(self.clock.spent(), 1)
-        with open(self.path, "a", encoding="utf-8") as file:
+        with writing(self.path), open(self.path, "a", encoding="utf-8") as file:
             file.write(json.dumps(line, ensure_ascii=False) + "\n")
             file.flush()
             os.fsync(file.fileno())

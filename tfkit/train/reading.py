@@ -13,6 +13,7 @@ import os
 import numpy as np
 import pandas as pd
 
+from tfkit.config import MAX_PIXELS
 from tfkit.data.splits import TEST_SHARE, stratified_sample
 from tfkit.data.texts import class_folders, label_strings, natural_order
 from tfkit.errors import DataError, UsageError
@@ -58,7 +59,7 @@ class Reading:
         return sum(self.class_counts.values())
 
 
-def read_data(path, text=None, label=None, seed=1337):
+def read_data(path, text=None, label=None, seed=1337, max_pixels=MAX_PIXELS):
     """Reads `path` and says what it holds; `text` and `label` name table columns.
 
     Raises:
@@ -72,7 +73,7 @@ def read_data(path, text=None, label=None, seed=1337):
         tables = {split: _table_in(path, split) for split in ("train", "test")}
         if tables["train"]:
             return _read_tables(path, {k: v for k, v in tables.items() if v}, text, label, seed)
-        return _read_folders(path, seed)
+        return _read_folders(path, seed, max_pixels)
     except DataError as error:  # unreadable, not UTF-8: the data, as the user gave it
         raise UsageError(str(error)) from None
 
@@ -239,7 +240,7 @@ def _table_in(folder, split):
     return None
 
 
-def _read_folders(path, seed):
+def _read_folders(path, seed, max_pixels=MAX_PIXELS):
     subfolders = sorted(class_folders(path))
     if "train" in subfolders:
         roots = {"train": os.path.join(path, "train")}
@@ -264,7 +265,7 @@ def _read_folders(path, seed):
                          "one kind of class folder (.txt texts, or PNG/JPEG/GIF/BMP pictures)")
     kind = next(iter(kinds))
     if kind == "pictures":
-        return _read_pictures(path, layout, roots, class_names, files, seed)
+        return _read_pictures(path, layout, roots, class_names, files, seed, max_pixels)
     frames = {split: _text_frame(by_class) for split, by_class in files.items()}
     train, test = frames["train"], frames.get("test")
     dropped = {f"{split}: empty text": int(n) for split, frame in frames.items()
@@ -292,7 +293,7 @@ def _read_folders(path, seed):
                    "test" in roots, dropped, mean_words=mean_words, long_words=long_words)  # fmt: skip
 
 
-def _read_pictures(path, layout, roots, class_names, files, seed):
+def _read_pictures(path, layout, roots, class_names, files, seed, max_pixels):
     """The picture files as frames of `file` (the path), `name` (its path in its class
     folder) and `label`; test held out as for texts when `test/` is not given."""
     unserved = [file for by_class in files.values() for paths in by_class.values()
@@ -308,10 +309,11 @@ def _read_pictures(path, layout, roots, class_names, files, seed):
             for file in paths:
                 if not file.lower().endswith(PICTURE_SUFFIXES):
                     continue
-                if _readable_picture(file):
+                why = _unreadable_picture(file, max_pixels)
+                if why is None:
                     rows.append((file, os.path.relpath(file, os.path.join(roots[split], name)), name))
                 else:
-                    unreadable.append(os.path.relpath(file, path))
+                    unreadable.append(f"{os.path.relpath(file, path)} ({why})")
         frames[split] = pd.DataFrame(rows, columns=["file", "name", "label"])
     train, test = frames["train"], frames.get("test")
     lines = [f"data: pictures, from {layout} in {path} (one file a picture, its folder the label)"]
@@ -335,16 +337,21 @@ def _read_pictures(path, layout, roots, class_names, files, seed):
                    "test" in roots)  # fmt: skip
 
 
-def _readable_picture(file):
-    """Whether Pillow recognises the file's header (its pixels are decoded by the recipe)."""
+def _unreadable_picture(file, max_pixels):
+    """Why the file is left out, or None: Pillow does not recognise its header, or the
+    header declares more than `max_pixels` pixels (its pixels are decoded by the recipe)."""
     from PIL import Image
 
+    from tfkit.data.pixel_limit import check_pixel_count, pillow_check_off
+
     try:
-        with Image.open(file) as picture:
-            picture.size  # noqa: B018 (read from the header)
-        return True
-    except (OSError, ValueError, Image.DecompressionBombError):
-        return False
+        with pillow_check_off(), Image.open(file) as picture:  # reads the header only
+            check_pixel_count(picture, max_pixels)
+        return None
+    except ValueError as error:
+        return str(error)
+    except OSError:
+        return "not a picture"
 
 
 def _lengths(train):
