@@ -4,7 +4,7 @@ Exports the recipes' own models (untrained: the speed does not depend on the wei
 and times `tfkit.predict.predict` end to end, as the command runs it: reading the
 input, the exported `serving_default` graph (vectorizer or picture decoding inside),
 and writing the output table. Texts are synthetic reviews of about 230 words through
-`imdb_conv1d`'s export; pictures are 32x32 PNGs and 640x480 JPEGs (decoded, cropped
+`imdb_conv1d`'s export and `text_ngrams`' (trained one epoch on them); pictures are 32x32 PNGs and 640x480 JPEGs (decoded, cropped
 and resized in the graph) through `cifar10_resnet`'s. Best of `--rounds` (the first
 traces the graph). Prints one JSON line per case.
 
@@ -15,6 +15,7 @@ import argparse
 import io
 import json
 import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -81,6 +82,16 @@ def main():
         table, index=False
     )
     cases = [("texts", export, table, args.texts)]
+    # text_ngrams' export, as the recipe makes it: one epoch on the same texts, labelled.
+    labelled = os.path.join(folder, "labelled.csv")
+    pd.DataFrame({"text": pd.read_csv(table)["text"], "label": rng.integers(0, 2, args.texts)}
+                 ).to_csv(labelled, index=False)  # fmt: skip
+    subprocess.run([sys.executable, "-m", "recipes.text_ngrams", "--data", "csv", "--data-dir",
+                    labelled, "--epochs", "1", "--no-baseline", "--run-dir",
+                    os.path.join(folder, "ngrams-run"), "--export-dir",
+                    os.path.join(folder, "ngrams")], cwd=ROOT, check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    cases.append(("texts_ngrams", os.path.join(folder, "ngrams"), table, args.texts))
 
     model = cifar10_resnet.build_model(cifar10_resnet.Config(class_names=CLASS_NAMES))
     export = export_image_classifier(os.path.join(folder, "pictures"), model, CLASS_NAMES)

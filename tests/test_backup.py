@@ -11,7 +11,7 @@ import pytest
 import keras
 
 from tfkit import signals
-from tfkit.backup import STATE_FILE, ExactBackupAndRestore
+from tfkit.backup import PREVIOUS_STATE_FILE, STATE_FILE, ExactBackupAndRestore
 from tfkit.callbacks import AtomicModelCheckpoint, HistoryCSV, ScheduledLearningRate
 from tfkit.data.order import epoch_batches
 from tfkit.diagnostics.gradients import GradientHealth
@@ -115,12 +115,74 @@ def test_a_run_stopped_mid_epoch_resumes_exactly(tmp_path):
     )
 
 
-def test_backups_every_n_steps_keep_one_consistent_set_of_files(tmp_path):
+def test_backups_every_n_steps_keep_two_consistent_sets_of_files(tmp_path):
     train(tmp_path, backup_every=2)
     files = sorted(os.listdir(tmp_path / "backup"))
     state = json.loads((tmp_path / "backup" / STATE_FILE).read_text())
+    previous = json.loads((tmp_path / "backup" / PREVIOUS_STATE_FILE).read_text())
     assert state["finished"] and state["epoch"] == EPOCHS
-    assert files == sorted([STATE_FILE, *state["files"].values()])  # the old ones removed
+    assert (previous["epoch"], previous["step"], previous["finished"]) == (EPOCHS, 0, False)
+    # The generation before is kept, the older ones removed.
+    assert files == sorted(
+        [STATE_FILE, PREVIOUS_STATE_FILE, *state["files"].values(), *previous["files"].values()]
+    )
+
+
+def damage(backup, how):
+    """Damages the newest backup in `backup` as a disk error or a partial copy would."""
+    state = json.loads((backup / STATE_FILE).read_text())
+    weights, arrays = backup / state["files"]["weights"], backup / state["files"]["arrays"]
+    if how == "weights cut short":
+        weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+    elif how == "weights zeroed":
+        weights.write_bytes(bytes(weights.stat().st_size))
+    elif how == "arrays missing":
+        arrays.unlink()
+    elif how == "state cut short":
+        (backup / STATE_FILE).write_text((backup / STATE_FILE).read_text()[:40])
+    elif how == "state not an object":
+        (backup / STATE_FILE).write_text("null")
+
+
+@pytest.mark.parametrize(
+    "how",
+    ["weights cut short", "weights zeroed", "arrays missing", "state cut short", "state not an object"],
+)
+def test_a_damaged_backup_is_set_aside_and_the_one_before_resumes_exactly(tmp_path, capsys, how):
+    whole, _ = train(tmp_path / "whole", backup_every=2)
+    stopped = tmp_path / "stopped"
+    with pytest.raises(signals.TrainingStopped, match="SIGTERM at epoch 2, step 1"):
+        train(stopped, extra=[SignalAt(2, 0)], backup_every=2)
+    previous = json.loads((stopped / "backup" / PREVIOUS_STATE_FILE).read_text())
+    assert (previous["epoch"], previous["step"]) == (2, 0)
+    damage(stopped / "backup", how)
+    capsys.readouterr()
+
+    resumed, backup = train(stopped, backup_every=2)
+    printed = capsys.readouterr().out
+    assert "the last backup cannot be read (state.json or a file it names: " in printed
+    assert printed.index("cannot be read") < printed.index("resumed at epoch 2, step 0")
+    assert backup.resumed == [{"epoch": 2, "step": 0}]  # the one before
+    aside = [name for name in os.listdir(stopped) if name.startswith("backup-unreadable-")]
+    assert len(aside) == 1 and STATE_FILE in os.listdir(stopped / aside[0])  # moved, not deleted
+    assert f"set aside in {stopped / aside[0]}; resuming from the one before it" in printed
+    for name in ("history.csv", "gradients.csv"):
+        pd.testing.assert_frame_equal(pd.read_csv(stopped / name),
+                                      pd.read_csv(tmp_path / "whole" / name), check_exact=True)  # fmt: skip
+    for a, b in zip(whole.get_weights(), resumed.get_weights()):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_when_no_backup_can_be_read_the_run_stops_and_says_so(tmp_path):
+    with pytest.raises(signals.TrainingStopped):
+        train(tmp_path, extra=[SignalAt(2, 0)], backup_every=2)
+    damage(tmp_path / "backup", "arrays missing")
+    (tmp_path / "backup" / PREVIOUS_STATE_FILE).write_text("{")
+    with pytest.raises(RunStateError, match="cannot be read .*state.previous.json or a file it "
+                                            "names: .*Move that "
+                                            "folder away"):  # fmt: skip
+        train(tmp_path)
+    assert not [name for name in os.listdir(tmp_path) if "unreadable" in name]
 
 
 def test_a_corrupt_backup_is_named_and_left_alone(tmp_path):

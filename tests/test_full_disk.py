@@ -108,3 +108,11 @@ def test_tfkit_train_stops_on_a_candidates_full_disk_and_retries_it_next_time(tm
     with pytest.raises(RunStateError, match="^ngrams-16: cannot write runs/x/backup"):
         _record(journal, "ngrams-16", Outcome("failed", reason), str(tmp_path))
     assert journal.outcome("ngrams-16") is None  # not a failure of the candidate: tried again
+
+
+def test_a_permission_refused_outside_a_write_is_not_called_a_full_disk():
+    refused = files.write_failure(PermissionError(errno.EACCES, "Permission denied", "run/x.csv"))
+    assert str(refused).startswith("cannot read or write run/x.csv: Permission denied; give ")
+    read_only = files.write_failure(OSError(errno.EROFS, os.strerror(errno.EROFS), "run/x.csv"))
+    assert str(read_only).startswith("cannot write run/x.csv: Read-only file system. Nothing")
+    assert files.write_failure(FileNotFoundError(errno.ENOENT, "No such file")) is None

@@ -68,6 +68,27 @@ def test_each_format_is_refused_from_its_header_with_its_size_and_the_limit(fmt)
     )
 
 
+def test_a_gif_counts_its_first_frame_when_larger_than_its_screen():
+    frames = [Image.new("P", (40, 30), i) for i in range(3)]  # extensions before the frame
+    buffer = io.BytesIO()
+    frames[0].save(buffer, "GIF", save_all=True, append_images=frames[1:], loop=0, duration=50)
+    animated = buffer.getvalue()
+    assert decode_picture(animated, max_pixels=40 * 30).shape == (30, 40, 3)
+    small_screen = bytearray(animated)
+    small_screen[6:10] = struct.pack("<HH", 1, 1)  # the frame still says 40 x 30
+    assert "40x30 pixels" in refusal(bytes(small_screen), 40 * 30 - 1)
+    descriptor = animated.index(b"\x2c\x00\x00\x00\x00")  # at left 0, top 0
+    huge = bytearray(small_screen)
+    huge[descriptor + 5 : descriptor + 9] = struct.pack("<HH", 30_000, 30_000)
+    assert "30000x30000 pixels" in refusal(bytes(huge))
+
+
+def test_sides_whose_product_overflows_64_bits_are_refused():
+    assert "4294967295x4294967295 pixels" in refusal(
+        declaring(encoded("PNG"), "PNG", 2**32 - 1, 2**32 - 1)
+    )
+
+
 def test_a_top_down_bmp_counts_its_height_without_the_sign():
     top_down = declaring(encoded("BMP"), "BMP", 20_000, -20_000)
     assert "20000x20000 pixels" in refusal(top_down)

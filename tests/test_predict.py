@@ -202,3 +202,19 @@ def test_pictures_are_read_a_batch_at_a_time(tmp_path):
     assert batches == [[1, 2, 3, 4], [5, 7, 8], [9]]  # each file read when its batch comes
     assert [index for index, _, _ in rows] == [0, 1, 2, 3, 4, 6, 7, 8]
     assert failures == [(5, "No such file or directory"), (9, "No such file or directory")]
+
+
+def test_a_batch_of_large_files_ends_at_the_byte_budget(tmp_path, monkeypatch):
+    monkeypatch.setattr(predict_module, "BATCH_BYTES", 10)
+    for i in range(6):
+        (tmp_path / f"{i}.png").write_bytes(b"x" * (4 if i != 2 else 30))
+    _, inputs, _ = predict_module.read_inputs(str(tmp_path), "image_bytes", "text")
+    batches = []
+
+    def serve(image_bytes):
+        batches.append([len(data) for data in image_bytes.numpy()])
+        return {"probabilities": tf.zeros([len(batches[-1]), 2]),
+                "label": tf.fill(tf.shape(image_bytes), "x")}  # fmt: skip
+
+    rows, _ = predict_module.predict_batches(serve, "image_bytes", inputs, 64)
+    assert batches == [[4, 4, 30], [4, 4, 4]] and len(rows) == 6  # up to 10 bytes, then one more

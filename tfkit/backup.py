@@ -14,15 +14,23 @@ batch. `ExactBackupAndRestore` also keeps, in `backup/`:
 - in the middle of an epoch, the running metrics, so the epoch logs what it would have.
 
 `state.json` is written last and names the files it belongs to, so a kill at any
-moment leaves the previous backup or the new one, never a mix.
+moment leaves the previous backup or the new one, never a mix. The backup before it is
+kept too (`state.previous.json` and its files) until the next one is complete: a
+backup that cannot be read (a disk error, a partial copy) is set aside, moved whole
+into `backup-unreadable-<time>/` beside `backup/`, and the run resumes from the one
+before it.
 
 It also stops a run cleanly: on SIGTERM or SIGINT (`tfkit.signals`) it backs up at
 the end of the current step and raises `TrainingStopped`.
 """
 
+import errno
 import json
+import math
 import os
+import shutil
 import time
+import zipfile
 
 import numpy as np
 import tensorflow as tf
@@ -30,9 +38,17 @@ import keras
 
 from tfkit import signals
 from tfkit.errors import RunStateError
-from tfkit.files import atomic_path, write_json
+from tfkit.files import atomic_path, write_json, write_text
 
 STATE_FILE = "state.json"
+PREVIOUS_STATE_FILE = "state.previous.json"  # the generation before, kept as a fallback
+SET_ASIDE = "-unreadable-"  # backup-unreadable-<time>/: where a backup not read is moved
+# What reading a damaged backup raises: h5py and files (OSError), JSON and Keras
+# (ValueError), a state missing a field or of another shape (KeyError, TypeError,
+# AttributeError), NumPy's zip (BadZipFile, EOFError).
+UNREADABLE = (
+    OSError, ValueError, KeyError, TypeError, AttributeError, EOFError, zipfile.BadZipFile
+)
 # What each Keras callback keeps in memory between epochs (Keras 3.15), restored on resume.
 CALLBACK_STATE = {
     keras.callbacks.EarlyStopping: ("wait", "best", "best_epoch", "stopped_epoch"),
@@ -76,21 +92,65 @@ class ExactBackupAndRestore(keras.callbacks.BackupAndRestore):
         signals.set_training(True)
         self._last_backup_time = time.monotonic()
         self._steps_since_backup = 0
-        path = os.path.join(self.restore_dir, STATE_FILE)
-        state = None
-        try:
-            if os.path.exists(path):
-                with open(path) as file:
-                    state = json.load(file)
-                self._restore(state)
-        except (OSError, ValueError, KeyError) as error:
-            raise RunStateError(
-                f"the backup in {self.restore_dir} cannot be read ({error}). Move that folder "
-                "away to restart the run from epoch 0, or use another --run-dir"
-            ) from error
+        state = self._restore_newest_readable()
         _check_workers_agree(self.model, state["epoch"] if state else 0, self.restore_dir)
 
+    def _restore_newest_readable(self):
+        """Restores the newest backup that can be read and returns its state (None: none).
+
+        A newer one that cannot be read is set aside, saying so, when an older one can.
+        """
+        newest, previous = (os.path.join(self.restore_dir, name)
+                            for name in (STATE_FILE, PREVIOUS_STATE_FILE))  # fmt: skip
+        paths = [path for path in (newest, previous) if os.path.exists(path)]
+        failures = []
+        for path in paths:
+            try:
+                with open(path) as file:
+                    state = json.load(file)
+                if not isinstance(state, dict):
+                    raise ValueError(f"not a backup's state: {str(state)[:40]}")
+                self._restore(state)
+            except RunStateError:
+                raise  # the data changed: an older backup would not suit it either
+            except UNREADABLE as error:
+                reason = (str(error) or type(error).__name__).splitlines()[0]
+                failures.append(f"{os.path.basename(path)} or a file it names: {reason}")
+                continue
+            if failures:
+                self._set_aside(state, failures)
+            elif path == previous:  # a kill after a backup was set aside, or one deleted
+                print(f"{newest} is missing; resuming from the backup before it")
+            print(f"resumed at epoch {state['epoch']}, step {state['step']} (counted from 0, "
+                  "as in history.csv)")  # fmt: skip
+            return state
+        if failures:
+            raise RunStateError(
+                f"the backup in {self.restore_dir} cannot be read ({'; '.join(failures)}). Move "
+                "that folder away to restart the run from epoch 0, or use another --run-dir"
+            )
+        return None
+
+    def _set_aside(self, state, failures):
+        """Moves what the readable `state` does not name into `backup-unreadable-<time>/`
+        beside the backup, kept when a finished run removes its backup (only by the process
+        that writes the backup: other workers read the chief's)."""
+        kept = {PREVIOUS_STATE_FILE, *state["files"].values()}
+        aside = f"{os.path.normpath(self.restore_dir)}{SET_ASIDE}{time.strftime('%Y%m%d-%H%M%S')}"
+        if self.restore_dir == self.backup_dir:
+            os.makedirs(aside, exist_ok=True)
+            for name in os.listdir(self.restore_dir):
+                path = os.path.join(self.restore_dir, name)
+                if name not in kept and os.path.isfile(path):
+                    shutil.move(path, os.path.join(aside, name))
+        print(f"the last backup cannot be read ({'; '.join(failures)}); set aside in {aside}; "
+              f"resuming from the one before it")
+
     def _restore(self, state):
+        self._metrics_to_restore = None  # what a backup tried before and not read may have set
+        for callback in self.tracked:
+            if getattr(callback, "restore_best_weights", False):
+                callback.best_weights = None
         saved_steps = state.get("steps_per_epoch", self.epoch_order.steps_per_epoch)
         if saved_steps != self.epoch_order.steps_per_epoch:
             raise RunStateError(
@@ -130,7 +190,6 @@ class ExactBackupAndRestore(keras.callbacks.BackupAndRestore):
         self.model._initial_epoch = epoch
         self.epoch_order.epoch, self.epoch_order.first_step = epoch, step
         self.resumed[:] = state.get("resumed", []) + [{"epoch": state["epoch"], "step": step}]
-        print(f"resumed at epoch {state['epoch']}, step {step} (counted from 0, as in history.csv)")
 
     def on_epoch_begin(self, epoch, logs=None):
         self._current_epoch = epoch
@@ -195,6 +254,7 @@ class ExactBackupAndRestore(keras.callbacks.BackupAndRestore):
         tag = f"e{epoch}-s{step}{'-end' if finished else ''}-{time.time_ns()}"
         files = {"weights": f"weights-{tag}.weights.h5", "arrays": f"arrays-{tag}.npz"}
         with atomic_path(os.path.join(self.backup_dir, files["weights"])) as path:
+            _check_space(self.backup_dir, self.model)
             self.model.save_weights(path)
         arrays = {
             f"random_{i}": keras.ops.convert_to_numpy(v)
@@ -222,12 +282,39 @@ class ExactBackupAndRestore(keras.callbacks.BackupAndRestore):
             "callbacks": [_callback_state(c) for c in self.tracked],
             "resumed": self.resumed,
         }
-        write_json(os.path.join(self.backup_dir, STATE_FILE), state)  # the commit point
+        # The last backup becomes the previous one, then the new one is committed; a kill
+        # between the two leaves both generations the same, each whole.
+        newest = os.path.join(self.backup_dir, STATE_FILE)
+        previous = os.path.join(self.backup_dir, PREVIOUS_STATE_FILE)
+        if os.path.exists(newest):
+            with open(newest) as file:
+                write_text(previous, file.read())
+        write_json(newest, state)  # the commit point
+        kept = {STATE_FILE, PREVIOUS_STATE_FILE, *files.values(), *_files_named(previous)}
         for name in os.listdir(self.backup_dir):
-            if name not in files.values() and name != STATE_FILE:
-                os.remove(os.path.join(self.backup_dir, name))
+            path = os.path.join(self.backup_dir, name)
+            if name not in kept and os.path.isfile(path):
+                os.remove(path)
         self._last_backup_time = time.monotonic()
         self._steps_since_backup = 0
+
+
+def _check_space(folder, model):
+    """Raises ENOSPC before h5py writes the weights to a disk without room for them: h5py,
+    failing mid-write, leaves objects that crash the interpreter as it exits. Room for the
+    weights three times over (with an optimizer's two slots each) and a megabyte."""
+    weights = sum(math.prod(v.shape) * tf.as_dtype(v.dtype).size for v in model.weights)
+    if shutil.disk_usage(folder).free < 3 * weights + 2**20:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), folder)
+
+
+def _files_named(state_path):
+    """The files a backup's state file names ([] if it has none or cannot be read)."""
+    try:
+        with open(state_path) as file:
+            return list(json.load(file)["files"].values())
+    except (OSError, ValueError, KeyError, TypeError):
+        return []
 
 
 def random_state_variables(model):

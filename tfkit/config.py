@@ -192,6 +192,8 @@ class TrainConfig:
         # numbers they can compare.
         check_finite(self)
         check_at_least(self, 1, "epochs", "max_trials", "executions_per_trial", "max_pixels")
+        _check(self.max_pixels < 2**63, "max_pixels must be < 2**63 (a 64-bit count)",
+               max_pixels=self.max_pixels)  # fmt: skip
         check_at_least(self, 0, "logical_cpus", "backup_every", "grad_norm_every")
         check_at_least(self, 0, "warmup_epochs", "min_learning_rate", "time_limit")
         check_above(self, 0, "lr_decay_epochs")

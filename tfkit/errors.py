@@ -27,8 +27,14 @@ class WriteFailed(RunStateError):
 
     PREFIX = "cannot write "  # how its line begins: `tfkit train` reads it in a candidate's log
 
-    def __init__(self, path, reason, full_disk):
+    def __init__(self, path, reason, full_disk, reading_too=False):
         folder = os.path.dirname(os.path.abspath(path)) if path else "the output folders"
+        if reading_too:  # a permission refused where a file may have been read, not written
+            super().__init__(
+                f"cannot read or write {path or 'a file'}: {reason}; give yourself the "
+                "permission, or choose another folder, then run the same command again"
+            )
+            return
         fix = (f"free some space on the disk of {folder}" if full_disk else
                f"make {folder} writable or choose another folder")  # fmt: skip
         super().__init__(

@@ -41,11 +41,14 @@ def unwritable(error):
 
 def write_failure(error):
     """`WriteFailed` for an error `unwritable` recognises (naming the file it carries), else
-    None: the command line's last resort for a write outside `writing`."""
+    None: the command line's last resort for a write outside `writing`. A permission
+    refused there may have been a read's, and its line says so."""
     refused = unwritable(error)
     if isinstance(error, WriteFailed) or refused is None:
         return None
-    return WriteFailed(getattr(error, "filename", None), *refused)
+    reason, full_disk = refused
+    reading_too = reason in (os.strerror(errno.EACCES), os.strerror(errno.EPERM))
+    return WriteFailed(getattr(error, "filename", None), reason, full_disk, reading_too)
 
 
 @contextlib.contextmanager

@@ -35,6 +35,7 @@ from tfkit.tables import (
 )
 
 INPUTS = ("text", "image_bytes")
+BATCH_BYTES = 64 * 2**20  # the inputs of one call, at most (one larger input goes alone)
 
 
 def load_classifier(export_dir):
@@ -77,7 +78,8 @@ def predict_batches(serve, input_name, inputs, batch_size, progress=None):
     """Runs `serve` on `inputs` batch by batch; a batch that fails is retried input by input.
 
     `inputs` is a sequence, read one batch at a time: `PictureFiles` reads its files only
-    then, so a folder of any size takes a batch of memory.
+    then, so a folder of any size takes a batch of memory. A batch ends early once its
+    inputs hold `BATCH_BYTES` (large files: 64 photos of 268 MB would be 17 GB at once).
 
     Returns:
         `(rows, failures)`: for each input that could be predicted, `(index,
@@ -85,24 +87,27 @@ def predict_batches(serve, input_name, inputs, batch_size, progress=None):
         reason)`, in the order of the inputs.
     """
     rows, failures = [], []
-    for start in range(0, len(inputs), batch_size):
-        batch, values = [], []
-        for index in range(start, min(start + batch_size, len(inputs))):
+    index = 0
+    while index < len(inputs):
+        batch, values, size, end = [], [], 0, min(index + batch_size, len(inputs))
+        while index < end and size < BATCH_BYTES:
             try:
                 values.append(inputs[index])
                 batch.append(index)
+                size += len(values[-1])
             except OSError as error:  # a file gone or locked since the folder was listed
                 failures.append((index, error.strerror or str(error)))
+            index += 1
         try:
             rows += _run(serve, input_name, batch, values) if batch else []
         except tf.errors.InvalidArgumentError:  # one bad picture fails its whole batch
-            for index, value in zip(batch, values):
+            for number, value in zip(batch, values):
                 try:
-                    rows += _run(serve, input_name, [index], [value])
+                    rows += _run(serve, input_name, [number], [value])
                 except tf.errors.InvalidArgumentError as error:
-                    failures.append((index, error_reason(error)))
+                    failures.append((number, error_reason(error)))
         if progress:
-            progress.update(min(start + batch_size, len(inputs)))
+            progress.update(index)
     return rows, sorted(failures, key=lambda failure: failure[0])
 
 

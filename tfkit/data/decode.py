@@ -28,6 +28,7 @@ UNKNOWN_FORMAT = "not a PNG, JPEG, GIF or BMP file (what the export decodes): co
 EXIF_SEARCH_BYTES = 65536
 ORIENTATION_TAG = 0x0112
 MAX_IFD_ENTRIES = 64  # IFD0 of a camera holds 10 to 20
+MAX_GIF_BLOCKS = 100_000  # extension blocks read before a GIF's first frame, at most
 
 
 @tf.autograph.experimental.do_not_convert
@@ -60,7 +61,7 @@ def decode_picture(data, max_pixels=MAX_PIXELS):
         [
             (tf.io.is_jpeg(data), lambda: _jpeg_size(data)),
             (png, lambda: _header_size(data, 16, 4, little_endian=False)),
-            (gif, lambda: _header_size(data, 6, 2, little_endian=True)),
+            (gif, lambda: _gif_size(data)),
             (bmp, lambda: _bmp_size(data)),
         ],
         default=lambda: (tf.constant(0, tf.int64), tf.constant(0, tf.int64)),
@@ -69,7 +70,9 @@ def decode_picture(data, max_pixels=MAX_PIXELS):
     refused = tf.strings.format(
         "{}x{} " + TOO_MANY_PIXELS + " {} (--max-pixels); shrink it first", (width, height, limit)
     )
-    within = tf.debugging.Assert(width * height <= limit, [refused])
+    # width x height <= limit, without the product (two 32-bit sides overflow int64).
+    small = tf.equal(height, 0) | (width <= limit // tf.maximum(height, 1))
+    within = tf.debugging.Assert(small, [refused])
     with tf.control_dependencies([within]):  # nothing is decoded before the check
         data = tf.identity(data)
     rgb = tf.case(
@@ -128,6 +131,37 @@ def _header_size(data, start, width, little_endian):
     raw = _bytes(data, start, 2 * width)
     sides = _unsigned(raw, tf.constant([0, width], tf.int64), width, little_endian)
     return sides[0], sides[1]
+
+
+def _gif_size(data):
+    """The larger of a GIF's logical screen and its first frame: TensorFlow's decoder
+    allocates a frame at its own size, whatever the screen says."""
+    screen = _header_size(data, 6, 2, little_endian=True)
+    byte = lambda position: tf.cast(_bytes(data, position, 1)[0], tf.int64)
+    flags = byte(10)  # a global colour table of 3 x 2^(n+1) bytes follows the 13-byte header
+    start = 13 + tf.where(flags >= 128, 3 * tf.bitwise.left_shift(tf.constant(2, tf.int64),
+                                                                 flags % 8), 0)  # fmt: skip
+
+    # Extensions (0x21, a label, then sub-blocks of a size byte and that many bytes, up to
+    # a size 0) come before the first frame's descriptor (0x2C).
+    def more(position, inside, steps):
+        return (steps < MAX_GIF_BLOCKS) & (inside | tf.equal(byte(position), 0x21))
+
+    def skip(position, inside, steps):
+        size = byte(position)
+        return (tf.where(inside, position + size + 1, position + 2),
+                tf.logical_not(inside & tf.equal(size, 0)), steps + 1)  # fmt: skip
+
+    position, _, _ = tf.while_loop(
+        more, skip, (start, tf.constant(False), tf.constant(0)), parallel_iterations=1
+    )
+    frame = tf.cond(
+        tf.equal(byte(position), 0x2C),  # left, top, then width and height, 16 bits each
+        lambda: _header_size(data, position + 5, 2, little_endian=True),
+        lambda: (tf.constant(0, tf.int64), tf.constant(0, tf.int64)),
+    )
+    larger = screen[0] * screen[1] >= frame[0] * frame[1]  # 16-bit sides: no overflow
+    return tf.where(larger, screen[0], frame[0]), tf.where(larger, screen[1], frame[1])
 
 
 def _bmp_size(data):

@@ -82,11 +82,15 @@ class GradientHealth(keras.callbacks.Callback):
     # What a backup keeps (`tfkit.backup`): this epoch's rows, so a resumed run writes
     # the rows and epoch means a never-stopped run writes.
     def backup_state(self):
-        return {"rows": [row for row in self.rows if row["epoch"] == self._epoch]}
+        return {"epoch": self._epoch, "rows": [row for row in self.rows if row["epoch"] == self._epoch]}
 
     def restore_state(self, state):
-        first_step = state["rows"][0]["step"] if state["rows"] else math.inf
-        self.rows = [row for row in self.rows if row["step"] < first_step] + state["rows"]
+        if "epoch" in state:  # rows of the epochs after it (resumed from an older backup) go
+            kept = [row for row in self.rows if row["epoch"] < state["epoch"]]
+        else:  # a backup of tfkit before 2026-12-07
+            first_step = state["rows"][0]["step"] if state["rows"] else math.inf
+            kept = [row for row in self.rows if row["step"] < first_step]
+        self.rows = kept + state["rows"]
 
     def on_train_begin(self, logs=None):
         watch = self.watch or {"": (self.model.optimizer, self.model)}

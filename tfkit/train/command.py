@@ -54,8 +54,8 @@ def main(args):
         raise UsageError(f"--time-budget: {error}") from None
     if seconds <= 0:
         raise UsageError(f"--time-budget must be more than 0; got {args.time_budget}")
-    if args.max_pixels < 1:
-        raise UsageError(f"--max-pixels must be at least 1; got {args.max_pixels}")
+    if not 1 <= args.max_pixels < 2**63:
+        raise UsageError(f"--max-pixels must be from 1 to 2**63 - 1; got {args.max_pixels}")
     name = _data_name(args.data)
     run_dir = args.run_dir or os.path.join("runs", "train", name)
     export_dir = args.export_dir or os.path.join("saved_models", name)
