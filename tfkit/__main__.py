@@ -226,7 +226,8 @@ def main(argv=None):
     labels.add_argument("--output", required=True, help="the table to write (.csv .tsv ...)")
     labels.add_argument("--text-column", default="text", help="a table's column of texts; "
                         "COL,COL: several, joined by a line break (as tfkit train joins them)")  # fmt: skip
-    labels.add_argument("--batch-size", type=int, default=64, help="inputs per call")
+    labels.add_argument("--batch-size", type=int, default=256, help="inputs per call "
+                        "(fewer when their files pass 64 MB)")
     labels.set_defaults(handler=predict_labels)
     start = commands.add_parser(
         "launch", help="run a command as N local workers with TF_CONFIG set (multi-worker)"

@@ -196,7 +196,7 @@ def _refuse_taken(input_path, frame, columns):
         )
 
 
-def predict(export_dir, input_path, output_path, text_column="text", batch_size=64):
+def predict(export_dir, input_path, output_path, text_column="text", batch_size=256):
     """Labels `input_path` with the export and writes `output_path`; returns the counts.
 
     Returns:
