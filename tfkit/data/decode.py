@@ -33,12 +33,17 @@ MAX_GIF_BLOCKS = 100_000  # extension blocks read before a GIF's first frame, at
 
 @tf.autograph.experimental.do_not_convert
 def picture_pixels(data, size, max_pixels=MAX_PIXELS):
-    """`decode_picture` then `square_picture`: what the classifier is given, (size, size, 3)."""
-    return square_picture(decode_picture(data, max_pixels), size)
+    """`decode_picture` then `square_picture`: what the classifier is given, (size, size, 3).
+
+    A JPEG at least 8 times the size decodes at a half, a quarter or an eighth of it (its
+    DCT scaled, as Pillow's `draft`), keeping at least 4 times the size for the resize:
+    a 640 x 480 photo for 32 x 32 at a half, 2.5 times faster.
+    """
+    return square_picture(decode_picture(data, max_pixels, min_side=4 * size), size)
 
 
 @tf.autograph.experimental.do_not_convert
-def decode_picture(data, max_pixels=MAX_PIXELS):
+def decode_picture(data, max_pixels=MAX_PIXELS, min_side=None):
     """Encoded picture bytes (a scalar tf.string) as upright RGB uint8 (height, width, 3).
 
     Turned upright by an EXIF Orientation tag (a JPEG's or a PNG's), as phones store
@@ -46,7 +51,9 @@ def decode_picture(data, max_pixels=MAX_PIXELS):
     or a palette's) laid on white; a GIF gives its first frame (its transparent colour as
     the palette holds it: TensorFlow's GIF decoder has no alpha); an 8-bit BMP's palette
     applied; a 32-bit BMP's fourth channel is alpha unless it is zero everywhere (common
-    tools write it so, meaning opaque). A JPEG decodes with the accurate integer DCT.
+    tools write it so, meaning opaque). A JPEG decodes with the accurate integer DCT, and
+    with `min_side` at the smallest of 1/8, 1/4 or 1/2 of its size that keeps its shorter
+    side at least `min_side`.
 
     Raises:
         tf.errors.InvalidArgumentError: a broken file, bytes in another format
@@ -77,7 +84,7 @@ def decode_picture(data, max_pixels=MAX_PIXELS):
         data = tf.identity(data)
     rgb = tf.case(
         [
-            (tf.io.is_jpeg(data), lambda: _decode_jpeg(data)),
+            (tf.io.is_jpeg(data), lambda: _decode_jpeg(data, min_side)),
             (png, lambda: _decode_png(data)),
             (gif, lambda: tf.io.decode_gif(data)[0]),
             (bmp, lambda: _decode_bmp(data)),
@@ -171,9 +178,15 @@ def _bmp_size(data):
     return signed(width), signed(height)
 
 
-def _decode_jpeg(data):
+def _decode_jpeg(data, min_side=None):
     # Pillow's default DCT too; TensorFlow's default (the fast one) gives other pixels.
-    return tf.io.decode_jpeg(data, channels=3, dct_method="INTEGER_ACCURATE")
+    def at(ratio):
+        return lambda: tf.io.decode_jpeg(data, 3, ratio=ratio, dct_method="INTEGER_ACCURATE")
+
+    if not min_side:
+        return at(1)()
+    side = tf.minimum(*_jpeg_size(data))
+    return tf.case([(side // ratio >= min_side, at(ratio)) for ratio in (8, 4, 2)], default=at(1))
 
 
 def _decode_png(data):
