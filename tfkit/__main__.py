@@ -19,7 +19,6 @@ import sys
 
 import tfkit.train
 from tfkit.cli import FAILURE, USAGE_ERROR, OneLineParser
-from tfkit.errors import WriteFailed
 from tfkit.files import write_failure
 
 
@@ -239,7 +238,7 @@ def main(argv=None):
     try:
         args.handler(args)
     except Exception as error:  # a full disk or a folder not writable: one line, exit 1
-        failure = error if isinstance(error, WriteFailed) else write_failure(error)
+        failure = write_failure(error)
         if failure is None:
             raise
         _error(str(failure), FAILURE)

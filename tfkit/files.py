@@ -40,11 +40,13 @@ def unwritable(error):
 
 
 def write_failure(error):
-    """`WriteFailed` for an error `unwritable` recognises (naming the file it carries), else
-    None: the command line's last resort for a write outside `writing`. A permission
-    refused there may have been a read's, and its line says so."""
+    """`WriteFailed` for `error`: itself, or one for an error `unwritable` recognises
+    (naming the file it carries); else None. The command line's last resort for a write
+    outside `writing`: a permission refused there may have been a read's, and says so."""
+    if isinstance(error, WriteFailed):
+        return error
     refused = unwritable(error)
-    if isinstance(error, WriteFailed) or refused is None:
+    if refused is None:
         return None
     reason, full_disk = refused
     reading_too = reason in (os.strerror(errno.EACCES), os.strerror(errno.EPERM))

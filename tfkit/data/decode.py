@@ -21,7 +21,7 @@ import re
 import tensorflow as tf
 
 from tfkit.config import MAX_PIXELS
-from tfkit.data.pixel_limit import TOO_MANY_PIXELS
+from tfkit.data.pixel_limit import REFUSAL, TOO_MANY_PIXELS
 
 UNKNOWN_FORMAT = "not a PNG, JPEG, GIF or BMP file (what the export decodes): convert it to PNG"
 # EXIF sits in a JPEG's APP1 segment (64 KiB at most, before the pixels) or a PNG's eXIf chunk.
@@ -61,6 +61,7 @@ def decode_picture(data, max_pixels=MAX_PIXELS, min_side=None):
             before decoding); `error_reason` turns it into one line.
     """
     data = tf.convert_to_tensor(data, tf.string)
+    head = tf.strings.substr(data, 0, EXIF_SEARCH_BYTES)  # where PNG chunks and EXIF are sought
     png = tf.equal(tf.strings.substr(data, 0, 4), b"\x89PNG")
     gif = tf.equal(tf.strings.substr(data, 0, 3), b"GIF")
     bmp = tf.equal(tf.strings.substr(data, 0, 2), b"BM")
@@ -74,24 +75,23 @@ def decode_picture(data, max_pixels=MAX_PIXELS, min_side=None):
         default=lambda: (tf.constant(0, tf.int64), tf.constant(0, tf.int64)),
     )
     limit = tf.constant(max_pixels, tf.int64)
-    refused = tf.strings.format(
-        "{}x{} " + TOO_MANY_PIXELS + " {} (--max-pixels); shrink it first", (width, height, limit)
-    )
+    refused = tf.strings.format(REFUSAL, (width, height, limit))
     # width x height <= limit, without the product (two 32-bit sides overflow int64).
     small = tf.equal(height, 0) | (width <= limit // tf.maximum(height, 1))
     within = tf.debugging.Assert(small, [refused])
     with tf.control_dependencies([within]):  # nothing is decoded before the check
         data = tf.identity(data)
+    shorter_side = tf.minimum(width, height)
     rgb = tf.case(
         [
-            (tf.io.is_jpeg(data), lambda: _decode_jpeg(data, min_side)),
-            (png, lambda: _decode_png(data)),
+            (tf.io.is_jpeg(data), lambda: _decode_jpeg(data, shorter_side, min_side)),
+            (png, lambda: _decode_png(data, head)),
             (gif, lambda: tf.io.decode_gif(data)[0]),
             (bmp, lambda: _decode_bmp(data)),
         ],
         default=_unknown_format,
     )
-    return _turn_upright(rgb, _exif_orientation(data, png))
+    return _turn_upright(rgb, _exif_orientation(data, head, png))
 
 
 @tf.autograph.experimental.do_not_convert
@@ -180,24 +180,24 @@ def _bmp_size(data):
     return signed(width), signed(height)
 
 
-def _decode_jpeg(data, min_side=None):
+def _decode_jpeg(data, side, min_side=None):
+    """The JPEG whose shorter side is `side` (from its header), at the smallest scale that
+    keeps `side` at least `min_side`."""
     # Pillow's default DCT too; TensorFlow's default (the fast one) gives other pixels.
     def at(ratio):
         return lambda: tf.io.decode_jpeg(data, 3, ratio=ratio, dct_method="INTEGER_ACCURATE")
 
     if not min_side:
         return at(1)()
-    side = tf.minimum(*_jpeg_size(data))
     return tf.case([(side // ratio >= min_side, at(ratio)) for ratio in (8, 4, 2)], default=at(1))
 
 
-def _decode_png(data):
+def _decode_png(data, head):
     # A 16-bit PNG (its bit depth is IHDR's byte 24) is read as 16 bits then / 257, so it
     # rounds (as uint8 it would be cut); any other as 8 bits. Four channels lay
     # transparency (alpha, tRNS, a palette's) on white and grey is made RGB; a PNG
     # without transparency (no alpha channel, its colour type byte 25, and no tRNS chunk
-    # before the first IDAT) is read as three, in a third of the memory and time.
-    head = tf.strings.substr(data, 0, EXIF_SEARCH_BYTES)
+    # before the first IDAT, sought in `head`) is read as three, in a third of the memory.
     pixels_start, transparency = _find(head, b"IDAT"), _find(head, b"tRNS")
     colour_type = _bytes(data, 25, 1)[0]
     opaque = (
@@ -286,13 +286,13 @@ def _find(text, pattern):
     return tf.where(tf.size(before) > 1, position, tf.constant(-1, tf.int64))
 
 
-def _exif_orientation(data, png):
+def _exif_orientation(data, head, png):
     """The EXIF Orientation (1 to 8) of a JPEG (APP1 "Exif") or a PNG (eXIf chunk); else 1.
 
     Read from the TIFF structure EXIF is: "II" (little-endian) or "MM", 42, the offset of
-    the first IFD, its entry count, then 12-byte entries (tag, type, count, value).
+    the first IFD, its entry count, then 12-byte entries (tag, type, count, value),
+    sought in `head`, the file's first `EXIF_SEARCH_BYTES`.
     """
-    head = tf.strings.substr(data, 0, EXIF_SEARCH_BYTES)
     raw = tf.io.decode_raw(head, tf.uint8)
     # Zeros after a file shorter than the search, as many as any read below can pass its
     # end by (a read further is clipped to the last, a zero): what a search padded to

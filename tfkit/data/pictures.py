@@ -24,7 +24,7 @@ from PIL import Image, ImageOps
 
 from tfkit.config import MAX_PIXELS
 from tfkit.data.decode import UNKNOWN_FORMAT, error_reason, picture_pixels
-from tfkit.data.pixel_limit import TOO_MANY_PIXELS, check_pixel_count, pillow_check_off
+from tfkit.data.pixel_limit import TOO_MANY_PIXELS, open_picture
 from tfkit.data.splits import stratified_sample
 from tfkit.errors import DataError
 
@@ -222,8 +222,7 @@ def read_picture(path, min_side=None, max_pixels=MAX_PIXELS):
         OSError, ValueError or `Image.DecompressionBombError`: Pillow cannot decode it,
         or it has more than `max_pixels` pixels.
     """
-    with pillow_check_off(), Image.open(path) as picture:
-        check_pixel_count(picture, max_pixels)
+    with open_picture(path, max_pixels) as picture:
         if min_side:
             picture.draft(None, (min_side, min_side))
         picture.load()  # a truncated file fails here, not later

@@ -14,31 +14,30 @@ from PIL import Image
 from tfkit.config import MAX_PIXELS
 
 TOO_MANY_PIXELS = "pixels, above the limit of"  # in every refusal, TensorFlow's too
-
-
-def check_pixel_count(picture, max_pixels=MAX_PIXELS):
-    """Refuses an opened `PIL.Image` (its header read, no pixel decoded) of more than
-    `max_pixels` pixels: a 100 KB PNG can hold 20,000 x 20,000, and decoding it whole
-    takes gigabytes.
-
-    Raises:
-        ValueError: naming its size and the limit, as the classifier's decoder does.
-    """
-    width, height = picture.size
-    if width * height > max_pixels:
-        raise ValueError(
-            f"a picture of {width}x{height} {TOO_MANY_PIXELS} {max_pixels} (--max-pixels); "
-            "shrink it first"
-        )
+# The refusal of a picture of width x height above the limit: `str.format`'s and
+# `tf.strings.format`'s placeholders alike; `error_reason` puts "a picture of " first.
+REFUSAL = "{}x{} " + TOO_MANY_PIXELS + " {} (--max-pixels); shrink it first"
 
 
 @contextlib.contextmanager
-def pillow_check_off():
-    """Pillow's own decompression-bomb check off (it warns above its default and fails
-    above twice that, whatever `--max-pixels` says): `check_pixel_count` refuses instead."""
+def open_picture(path, max_pixels=MAX_PIXELS):
+    """`Image.open(path)`, refused from its header (no pixel decoded) above `max_pixels`
+    pixels: a 100 KB PNG can hold 20,000 x 20,000, and decoding it whole takes gigabytes.
+
+    While it is open Pillow's own check is off (it warns above its default and fails
+    above twice that, whatever `--max-pixels` says).
+
+    Raises:
+        ValueError: naming its size and the limit, as the classifier's decoder does.
+        OSError: not a picture Pillow reads.
+    """
     default = Image.MAX_IMAGE_PIXELS
     Image.MAX_IMAGE_PIXELS = None
     try:
-        yield
+        with Image.open(path) as picture:
+            width, height = picture.size
+            if width * height > max_pixels:
+                raise ValueError("a picture of " + REFUSAL.format(width, height, max_pixels))
+            yield picture
     finally:
         Image.MAX_IMAGE_PIXELS = default

@@ -340,14 +340,11 @@ def _read_pictures(path, layout, roots, class_names, files, seed, max_pixels):
 def _unreadable_picture(file, max_pixels):
     """Why the file is left out, or None: Pillow does not recognise its header, or the
     header declares more than `max_pixels` pixels (its pixels are decoded by the recipe)."""
-    from PIL import Image
-
-    from tfkit.data.pixel_limit import check_pixel_count, pillow_check_off
+    from tfkit.data.pixel_limit import open_picture
 
     try:
-        with pillow_check_off(), Image.open(file) as picture:  # reads the header only
-            check_pixel_count(picture, max_pixels)
-        return None
+        with open_picture(file, max_pixels):  # reads the header only
+            return None
     except ValueError as error:
         return str(error)
     except OSError:
