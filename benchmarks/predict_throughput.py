@@ -4,9 +4,10 @@ Exports the recipes' own models (untrained: the speed does not depend on the wei
 and times `tfkit.predict.predict` end to end, as the command runs it: reading the
 input, the exported `serving_default` graph (vectorizer or picture decoding inside),
 and writing the output table. Texts are synthetic reviews of about 230 words through
-`imdb_conv1d`'s export and `text_ngrams`' (trained one epoch on them); pictures are 32x32 PNGs and 640x480 JPEGs (decoded, cropped
-and resized in the graph) through `cifar10_resnet`'s. Best of `--rounds` (the first
-traces the graph). Prints one JSON line per case.
+`imdb_conv1d`'s export and `text_ngrams`' (trained one epoch on them); pictures are
+32x32 PNGs and 640x480 JPEGs (decoded, cropped and resized in the graph) through
+`cifar10_resnet`'s. Beside each, the bare `serving_default` on the same inputs already
+in memory. Best of `--rounds` (the first traces the graph). Prints one JSON line per case.
 
     python benchmarks/predict_throughput.py [--texts 4096] [--pictures 1024] [--rounds 3]
 """
