@@ -31,6 +31,7 @@ from tfkit import cli
 from tfkit.callbacks import (
     EpochStats,
     HistoryCSV,
+    TensorBoard,
     backup_and_restore,
     gradient_health,
     learning_rate_schedule,
@@ -476,7 +477,7 @@ def main(argv=None):
             ImageGrid(os.path.join(run.dir, "samples"), grid_latent.astype("float32")),
             SaveNetworks(run.dir),
             HistoryCSV(os.path.join(run.dir, "history.csv")),
-            keras.callbacks.TensorBoard(os.path.join(run.dir, "logs")),
+            TensorBoard(os.path.join(run.dir, "logs")),
             backup_and_restore(config, run, arguments["x"], gradients),  # last: resumes exactly
         ],
         verbose=config.fit_verbosity(),  # a progress bar on a terminal, else a line per epoch

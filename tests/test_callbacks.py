@@ -55,3 +55,33 @@ def test_checkpoint_lands_under_its_final_name_only(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["best.keras"]
     restored = keras.models.load_model(tmp_path / "best.keras")
     assert restored.output_shape == (None, 1)
+
+
+def test_tensorboard_writes_each_epoch_and_skips_the_steps_it_never_writes(tmp_path):
+    import tensorflow as tf
+
+    from tfkit.callbacks import TensorBoard
+
+    class RecordedSummaries:  # tf.summary, noting the scalars asked for
+        names = []
+
+        def scalar(self, name, *args, **kwargs):
+            self.names.append(name)
+            return tf.summary.scalar(name, *args, **kwargs)
+
+        def __getattr__(self, name):
+            return getattr(tf.summary, name)
+
+    callback = TensorBoard(str(tmp_path))
+    callback._summary_module = recorded = RecordedSummaries()  # Keras 3.15's lazy tf.summary
+    x, y = np.random.rand(64, 3).astype("float32"), np.random.randint(0, 2, (64, 1)).astype("float32")
+    tiny_model().fit(x, y, batch_size=8, epochs=2, verbose=0, callbacks=[callback])
+    assert "epoch_loss" in recorded.names
+    assert not [name for name in recorded.names if name.startswith("batch_")]  # 16 steps
+    tags = {
+        value.tag
+        for path in (tmp_path / "train").iterdir()
+        for event in tf.compat.v1.train.summary_iterator(str(path))
+        for value in event.summary.value
+    }
+    assert "epoch_loss" in tags
