@@ -43,3 +43,21 @@ def test_text_ngrams_computes_in_the_precision_it_is_given(tmp_path, quick_flags
     text_ngrams.main(quick_flags + ["--mixed-precision", "bf16", "--no-export"])
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert metrics["mixed_precision"] == "mixed_bfloat16"
+
+
+def test_the_text_baseline_reads_the_tf_idf_text_ngrams_reads():
+    import numpy as np
+    import tensorflow as tf
+
+    from tfkit.baseline import _tf_idf_rows
+    from tfkit.data.ngrams import inverse_document_frequency, tf_idf, vectorize_ngrams
+    from tfkit.data.text import adapt_vectorizer
+
+    texts = np.array(["the cat sat", "the cat sat on the cat", "a dog", "", "an unseen text"])
+    vectorizer = adapt_vectorizer(texts[:3], 50, ngrams=2)
+    ids = vectorize_ngrams(vectorizer, texts, None)
+    idf = inverse_document_frequency(ids[:3], vectorizer.vocabulary_size())
+    dense = tf_idf(ids.to_tensor(), idf).numpy()
+    np.testing.assert_allclose(tf.sparse.to_dense(_tf_idf_rows(ids, idf)).numpy(), dense)
+    assert dense[1].max() > dense[0].max()  # "the cat" twice counts twice
+    assert not dense[3].any() and not dense[4].any()  # nothing known: an empty row
