@@ -51,7 +51,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from tfkit.hardware import cpu_has_bf16, set_mixed_precision  # noqa: E402
+from tfkit.hardware import bf16_faster_here, cpu_bf16, set_mixed_precision  # noqa: E402
 
 # case -> (recipe module, its config's overrides); the recipe's defaults otherwise.
 CASES = {
@@ -321,7 +321,13 @@ def main():
         return child(args.child, args.precision, args.steps)
 
     ceiling = ceilings(args.repeats)
-    machine = {"cpu_has_bf16": cpu_has_bf16(), "cores": os.cpu_count(), "tensorflow": tf.__version__}
+    machine = {
+        "cpu_bf16": cpu_bf16(),  # "amx", "avx512_bf16" or None, under any ONEDNN_MAX_CPU_ISA cap
+        "onednn_max_cpu_isa": os.environ.get("ONEDNN_MAX_CPU_ISA"),
+        "auto_picks_bf16": bf16_faster_here(),
+        "cores": os.cpu_count(),
+        "tensorflow": tf.__version__,
+    }
     for name, gflops in ceiling.items():
         print(json.dumps({"case": f"ceiling:{name}", "achieved_gflops": round(gflops, 1), **machine}), flush=True)
     failed = []

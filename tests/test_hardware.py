@@ -18,3 +18,32 @@ def test_explicit_precision_settings_are_obeyed():
 
 def test_auto_precision_is_float32_where_bf16_does_not_help():
     assert set_mixed_precision("auto", bf16_helps_on_cpu=False) == "float32"
+
+
+@pytest.mark.parametrize(
+    "vendor, flags, cap, kind, faster",
+    [
+        ("GenuineIntel", "avx512f avx512_bf16 amx_bf16 amx_tile", None, "amx", True),
+        # The same cores with oneDNN capped below AMX: bfloat16 slower than float32.
+        ("GenuineIntel", "avx512f avx512_bf16 amx_bf16 amx_tile", "AVX512_CORE_BF16", "avx512_bf16", False),
+        ("GenuineIntel", "avx512f avx512_bf16 amx_bf16 amx_tile", "avx512_core", None, False),
+        ("GenuineIntel", "avx512f avx512_bf16", None, "avx512_bf16", False),  # Cooper Lake
+        ("AuthenticAMD", "avx512f avx512_bf16", None, "avx512_bf16", True),  # Zen 4
+        ("AuthenticAMD", "avx2 fma", None, None, False),
+    ],
+)
+def test_auto_picks_bf16_where_it_was_measured_faster(monkeypatch, vendor, flags, cap, kind, faster):
+    from tfkit import hardware
+
+    cpuinfo = {"vendor_id": vendor, "flags": flags}
+    monkeypatch.setattr(hardware, "_cpuinfo_field", lambda name: cpuinfo.get(name, ""))
+    if cap:
+        monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", cap)
+    else:
+        monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
+    assert hardware.cpu_bf16() == kind
+    assert hardware.bf16_faster_here() is faster
+    expected = "mixed_bfloat16" if faster else "float32"
+    assert set_mixed_precision("auto", bf16_helps_on_cpu=True) == expected
+    assert set_mixed_precision("auto", bf16_helps_on_cpu=False) == "float32"
+    set_mixed_precision("off")
