@@ -32,6 +32,7 @@ One JSON line per ceiling and per case: `case` (the recipe's name), `precision`,
 
     python benchmarks/peak.py                            # every recipe, its auto precision
     python benchmarks/peak.py --cases imdb_conv1d --precisions float32,mixed_bfloat16
+    python benchmarks/peak.py --onednn-caps ALL,AVX512_CORE_BF16   # with AMX, then without
 """
 
 import argparse
@@ -314,11 +315,23 @@ def main():
     parser.add_argument("--repeats", type=int, default=8, help="of each ceiling, the best counts")
     parser.add_argument("--no-kernels", action="store_true", help="skip oneDNN's log")
     parser.add_argument("--check-flops", action="store_true", help="the count against TF's profiler")
+    parser.add_argument("--onednn-caps", help="comma list of ONEDNN_MAX_CPU_ISA values: the "
+                        "benchmark again under each, e.g. ALL,AVX512_CORE_BF16 (with and without AMX)")  # fmt: skip
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--precision", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         return child(args.child, args.precision, args.steps)
+    if args.onednn_caps:  # oneDNN reads the cap once, at its start: a process for each
+        same = ["--cases", args.cases, "--precisions", args.precisions, "--steps", str(args.steps),
+                "--warmup", str(args.warmup), "--repeats", str(args.repeats),
+                *(["--no-kernels"] if args.no_kernels else []),
+                *(["--check-flops"] if args.check_flops else [])]  # fmt: skip
+        return max(
+            subprocess.run([sys.executable, os.path.abspath(__file__), *same],
+                           env={**os.environ, "ONEDNN_MAX_CPU_ISA": cap}).returncode  # fmt: skip
+            for cap in args.onednn_caps.split(",")
+        )
 
     ceiling = ceilings(args.repeats)
     machine = {
@@ -335,6 +348,7 @@ def main():
         for precision in args.precisions.split(","):
             row = run_case(case, precision, ceiling, args.warmup, args.steps,
                            not args.no_kernels, args.check_flops)  # fmt: skip
+            row["onednn_max_cpu_isa"] = machine["onednn_max_cpu_isa"]
             print(json.dumps(row), flush=True)
             if row["precision"] == "mixed_bfloat16" and row.get("bf16_kernels_ran") is False:
                 failed.append(f"{case} ({precision})")
