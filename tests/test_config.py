@@ -93,3 +93,25 @@ def test_a_gan_has_no_classifier_flags():
     help_text = build_parser(TrainConfig).format_help()
     assert "--epochs" in help_text and "--clipvalue" in help_text
     assert "--class-weight" not in help_text and "--early-stopping-patience" not in help_text
+
+
+def test_a_signal_raised_inside_a_layer_still_stops_with_its_own_line_and_status(capsys):
+    # Keras 3.15 wraps an exception raised in a layer's call (a SIGTERM while
+    # TextVectorization reads the texts) into a RuntimeError it cannot rebuild it as.
+    import keras
+    import numpy as np
+
+    from tfkit import cli
+    from tfkit.signals import TrainingStopped
+
+    class Reading(keras.layers.Layer):
+        def call(self, inputs):
+            raise TrainingStopped(15, "stopped by SIGTERM outside training; run it again")
+
+    def main(argv):
+        Reading()(np.zeros((2, 3), "float32"))
+
+    with pytest.raises(SystemExit) as stop:
+        cli.run(main, [])
+    assert stop.value.code == 143
+    assert capsys.readouterr().err.strip() == "stopped by SIGTERM outside training; run it again"

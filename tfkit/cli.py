@@ -101,15 +101,32 @@ def run(main, argv=None):
     except RunComplete as done:
         print(done)
         sys.exit(0)
-    except TrainingStopped as stop:
-        _fail(stop.exit_status, str(stop))
-    except KeyboardInterrupt:
-        _fail(130, "interrupted; re-run the same command with the same --run-dir to resume")
-    except Exception as error:  # a full disk or a folder not writable, where no writer said so
-        failure = write_failure(error)
+    except (TrainingStopped, KeyboardInterrupt) as stop:
+        _stopped(stop)
+    except Exception as error:
+        stop = _wrapped_stop(error)
+        if stop is not None:
+            _stopped(stop)
+        failure = write_failure(error)  # a full disk or a folder not writable, where no writer said so
         if failure is None:
             raise
         _fail(FAILURE, f"error: {failure}")
+
+
+def _stopped(stop):
+    if isinstance(stop, TrainingStopped):
+        _fail(stop.exit_status, str(stop))
+    _fail(130, "interrupted; re-run the same command with the same --run-dir to resume")
+
+
+def _wrapped_stop(error):
+    """The signal's stop inside `error`: Keras 3.15 turns a `TrainingStopped` raised in a
+    layer's `call` (a SIGTERM while `TextVectorization` reads) into a `RuntimeError`."""
+    while error is not None:
+        if isinstance(error, (TrainingStopped, KeyboardInterrupt)):
+            return error
+        error = error.__cause__ or error.__context__
+    return None
 
 
 def _fail(status, line, exit=sys.exit):
