@@ -52,7 +52,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from tfkit.hardware import bf16_faster_here, cpu_bf16, set_mixed_precision  # noqa: E402
+from tfkit.hardware import bf16_faster_here, cpu_bf16, onednn_isa_cap, set_mixed_precision  # noqa: E402
 
 # case -> (recipe module, its config's overrides); the recipe's defaults otherwise.
 CASES = {
@@ -84,10 +84,11 @@ def best_seconds(function, repeats):
 
 
 def ceilings(repeats):
-    """GFLOP/s of a large matmul and a large convolution in float32 and bfloat16."""
+    """GFLOP/s of a large matmul and a large convolution in float32 and bfloat16 (None where
+    the CPU, or its oneDNN cap, has no bfloat16 kernel: oneDNN aborts the process there)."""
     rows = {}
     n = 2048
-    for dtype in ("float32", "bfloat16"):
+    for dtype in ("float32", "bfloat16") if cpu_bf16() else ("float32",):
         a = tf.random.uniform((n, n), dtype="float32")
         a, b = tf.cast(a, dtype), tf.cast(tf.transpose(a), dtype)
         matmul = tf.function(lambda: tf.reduce_sum(tf.cast(tf.matmul(a, b)[0, :1], "float32")))
@@ -97,7 +98,7 @@ def ceilings(repeats):
         conv = tf.function(lambda: tf.reduce_sum(tf.cast(
             tf.nn.conv2d(x, w, 1, "SAME")[0, 0, 0, :1], "float32")))  # fmt: skip
         rows[f"conv2d_{dtype}"] = 2 * 32 * 56 * 56 * 9 * 64 * 64 / best_seconds(conv, repeats) / 1e9
-    return rows
+    return {"matmul_bfloat16": None, "conv2d_bfloat16": None, **rows}
 
 
 # --- 2. FLOPs from the layer shapes ------------------------------------------------------
@@ -277,7 +278,9 @@ def run_case(case, precision, ceiling, warmup, steps, with_kernels, check_flops)
         "steps_measured": measured,
         "examples_per_second": round(batch / seconds, 1),
         "achieved_gflops": round(achieved, 2),
-        "fraction_of_bf16_matmul": round(achieved / ceiling["matmul_bfloat16"], 3),
+        "fraction_of_bf16_matmul": (
+            round(achieved / ceiling["matmul_bfloat16"], 3) if ceiling["matmul_bfloat16"] else None
+        ),
         "fraction_of_fp32_matmul": round(achieved / ceiling["matmul_float32"], 3),
         "jit_compile": bool(model.jit_compile),
     }
@@ -336,13 +339,14 @@ def main():
     ceiling = ceilings(args.repeats)
     machine = {
         "cpu_bf16": cpu_bf16(),  # "amx", "avx512_bf16" or None, under any ONEDNN_MAX_CPU_ISA cap
-        "onednn_max_cpu_isa": os.environ.get("ONEDNN_MAX_CPU_ISA"),
+        "onednn_max_cpu_isa": onednn_isa_cap(),
         "auto_picks_bf16": bf16_faster_here(),
         "cores": os.cpu_count(),
         "tensorflow": tf.__version__,
     }
     for name, gflops in ceiling.items():
-        print(json.dumps({"case": f"ceiling:{name}", "achieved_gflops": round(gflops, 1), **machine}), flush=True)
+        gflops = None if gflops is None else round(gflops, 1)
+        print(json.dumps({"case": f"ceiling:{name}", "achieved_gflops": gflops, **machine}), flush=True)
     failed = []
     for case in args.cases.split(","):
         for precision in args.precisions.split(","):

@@ -436,7 +436,7 @@ def main(argv=None):
         config = best_config(RECIPE, config)
     # Seeds everything; claims the run folder (refused if busy or made by other flags).
     run = start_run(RECIPE, config, strategy)
-    # bfloat16 doubled the step on a CPU with AVX512-BF16 (benchmarks/dcgan_throughput.py).
+    # bfloat16: the step twice as fast on AMD's AVX512-BF16, 4x on AMX (docs/speed.md).
     set_mixed_precision(config.mixed_precision, BF16_HELPS_ON_CPU)
     images, counts, skipped = load_data(config)
     # --tune (scored by pixel_kid) and --lr-find run here instead of the training below;

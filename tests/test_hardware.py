@@ -30,6 +30,9 @@ def test_auto_precision_is_float32_where_bf16_does_not_help():
         ("GenuineIntel", "avx512f avx512_bf16", None, "avx512_bf16", False),  # Cooper Lake
         ("AuthenticAMD", "avx512f avx512_bf16", None, "avx512_bf16", True),  # Zen 4
         ("AuthenticAMD", "avx2 fma", None, None, False),
+        # A value oneDNN does not know it ignores: all the CPU has.
+        ("GenuineIntel", "avx512f avx512_bf16 amx_bf16 amx_tile", "garbage", "amx", True),
+        ("GenuineIntel", "avx512f avx512_bf16 amx_bf16 amx_tile", " AVX512_CORE_BF16", "amx", True),
     ],
 )
 def test_auto_picks_bf16_where_it_was_measured_faster(monkeypatch, vendor, flags, cap, kind, faster):
@@ -37,6 +40,7 @@ def test_auto_picks_bf16_where_it_was_measured_faster(monkeypatch, vendor, flags
 
     cpuinfo = {"vendor_id": vendor, "flags": flags}
     monkeypatch.setattr(hardware, "_cpuinfo_field", lambda name: cpuinfo.get(name, ""))
+    monkeypatch.delenv("DNNL_MAX_CPU_ISA", raising=False)
     if cap:
         monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", cap)
     else:
@@ -47,3 +51,15 @@ def test_auto_picks_bf16_where_it_was_measured_faster(monkeypatch, vendor, flags
     assert set_mixed_precision("auto", bf16_helps_on_cpu=True) == expected
     assert set_mixed_precision("auto", bf16_helps_on_cpu=False) == "float32"
     set_mixed_precision("off")
+
+
+def test_the_older_dnnl_name_of_the_cap_counts_too(monkeypatch):
+    from tfkit import hardware
+
+    cpuinfo = {"vendor_id": "GenuineIntel", "flags": "avx512_bf16 amx_bf16"}
+    monkeypatch.setattr(hardware, "_cpuinfo_field", lambda name: cpuinfo.get(name, ""))
+    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
+    monkeypatch.setenv("DNNL_MAX_CPU_ISA", "avx512_core_bf16")
+    assert hardware.onednn_isa_cap() == "AVX512_CORE_BF16" and not hardware.bf16_faster_here()
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX512_CORE_AMX")  # oneDNN's own name first
+    assert hardware.cpu_bf16() == "amx"

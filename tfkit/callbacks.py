@@ -72,7 +72,7 @@ class TensorBoard(keras.callbacks.TensorBoard):
 
     Keras 3.15's `on_train_batch_end` calls `tf.summary.scalar` for each of a batch's
     logs at every step even under `update_freq="epoch"`, when no writer is set to take
-    them: nothing is written, but it took 1 ms a step, a sixth of a `text_ngrams` step.
+    them: nothing is written, but it took 1 ms a step, a fifth of a `text_ngrams` step.
     """
 
     def on_train_batch_end(self, batch, logs=None):
