@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from recipes import imdb_conv1d, imdb_rnn
+from recipes import imdb_conv1d, imdb_rnn, text_ngrams
 from tfkit.data.texts import read_class_folders, read_tables
 from tfkit.errors import DataError
 
@@ -309,4 +309,13 @@ def test_a_class_left_without_training_examples_is_refused(tmp_path):
     (tmp_path / "test.csv").write_text("text,label\ngood fine,pos\nbad awful,neg\n")
     with pytest.raises(DataError, match="class\\(es\\) .* keep no training example"):
         imdb_conv1d.main(["--data", "csv", "--data-dir", str(tmp_path), "--epochs", "1",
+                          "--no-export", "--run-dir", str(tmp_path / "run")])  # fmt: skip
+
+
+def test_a_table_of_texts_without_words_is_one_line_not_a_traceback(tmp_path):
+    rows = "".join(f'"{text}",{label}\n' for text, label in [("!!!", "a"), ("...", "b"), ("   ", "a"),
+                                                             ("?!", "b"), ("--", "a"), ("::", "b")] * 3)  # fmt: skip
+    (tmp_path / "texts.csv").write_text("text,label\n" + rows)
+    with pytest.raises(DataError, match="training texts hold no words"):
+        text_ngrams.main(["--data", "csv", "--data-dir", str(tmp_path / "texts.csv"), "--epochs", "1",
                           "--no-export", "--run-dir", str(tmp_path / "run")])  # fmt: skip

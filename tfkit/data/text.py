@@ -15,6 +15,7 @@ import tensorflow as tf
 import keras
 
 from tfkit.data.order import Balance, epoch_batches
+from tfkit.errors import DataError
 
 
 def adapt_vectorizer(texts, max_tokens=10_000, batch_size=1024, ngrams=None):
@@ -24,6 +25,11 @@ def adapt_vectorizer(texts, max_tokens=10_000, batch_size=1024, ngrams=None):
         max_tokens=max_tokens, output_mode="int", ragged=True, ngrams=ngrams
     )
     vectorizer.adapt(tf.data.Dataset.from_tensor_slices(list(texts)).batch(batch_size))
+    if vectorizer.vocabulary_size() <= 2:  # "" and "[UNK]": TensorFlow would fail reading
+        raise DataError(
+            f"the {len(texts)} training texts hold no words (punctuation and spaces are left "
+            "out): check the text column (--text-column)"
+        )
     return vectorizer
 
 
