@@ -74,7 +74,8 @@ def test_tensorboard_writes_each_epoch_and_skips_the_steps_it_never_writes(tmp_p
 
     callback = TensorBoard(str(tmp_path))
     callback._summary_module = recorded = RecordedSummaries()  # Keras 3.15's lazy tf.summary
-    x, y = np.random.rand(64, 3).astype("float32"), np.random.randint(0, 2, (64, 1)).astype("float32")
+    x = np.random.rand(64, 3).astype("float32")
+    y = np.random.randint(0, 2, (64, 1)).astype("float32")
     tiny_model().fit(x, y, batch_size=8, epochs=2, verbose=0, callbacks=[callback])
     assert "epoch_loss" in recorded.names
     assert not [name for name in recorded.names if name.startswith("batch_")]  # 16 steps

@@ -20,22 +20,26 @@ def test_auto_precision_is_float32_where_bf16_does_not_help():
     assert set_mixed_precision("auto", bf16_helps_on_cpu=False) == "float32"
 
 
+SPR = "avx512f avx512_bf16 amx_bf16 amx_tile"  # a Sapphire Rapids Xeon's bfloat16 flags
+
+
 @pytest.mark.parametrize(
     "vendor, flags, cap, kind, faster",
     [
-        ("GenuineIntel", "avx512f avx512_bf16 amx_bf16 amx_tile", None, "amx", True),
+        ("GenuineIntel", SPR, None, "amx", True),
         # The same cores with oneDNN capped below AMX: bfloat16 slower than float32.
-        ("GenuineIntel", "avx512f avx512_bf16 amx_bf16 amx_tile", "AVX512_CORE_BF16", "avx512_bf16", False),
-        ("GenuineIntel", "avx512f avx512_bf16 amx_bf16 amx_tile", "avx512_core", None, False),
+        ("GenuineIntel", SPR, "AVX512_CORE_BF16", "avx512_bf16", False),
+        ("GenuineIntel", SPR, "avx512_core", None, False),
         ("GenuineIntel", "avx512f avx512_bf16", None, "avx512_bf16", False),  # Cooper Lake
         ("AuthenticAMD", "avx512f avx512_bf16", None, "avx512_bf16", True),  # Zen 4
         ("AuthenticAMD", "avx2 fma", None, None, False),
         # A value oneDNN does not know it ignores: all the CPU has.
-        ("GenuineIntel", "avx512f avx512_bf16 amx_bf16 amx_tile", "garbage", "amx", True),
-        ("GenuineIntel", "avx512f avx512_bf16 amx_bf16 amx_tile", " AVX512_CORE_BF16", "amx", True),
+        ("GenuineIntel", SPR, "garbage", "amx", True),
+        ("GenuineIntel", SPR, " AVX512_CORE_BF16", "amx", True),
     ],
 )
-def test_auto_picks_bf16_where_it_was_measured_faster(monkeypatch, vendor, flags, cap, kind, faster):
+def test_auto_picks_bf16_where_it_was_measured_faster(monkeypatch, vendor, flags, cap, kind,
+                                                      faster):  # fmt: skip
     from tfkit import hardware
 
     cpuinfo = {"vendor_id": vendor, "flags": flags}

@@ -16,6 +16,7 @@ so a resumed run reads it back instead of training it again.
 import json
 import os
 import time
+
 import numpy as np
 import tensorflow as tf
 import keras
@@ -83,8 +84,9 @@ def text_baseline(splits, seed, run_dir=None):
         idf = inverse_document_frequency(train_ids, vectorizer.vocabulary_size())
 
         def rows(split):
-            ids = train_ids if split is splits.train else vectorize_ngrams(vectorizer, split[0], None)
-            return _tf_idf_rows(ids, idf)
+            if split is splits.train:
+                return _tf_idf_rows(train_ids, idf)
+            return _tf_idf_rows(vectorize_ngrams(vectorizer, split[0], None), idf)
 
         return MODEL, [keras.Input((len(idf),), sparse=True)], rows
 
@@ -120,7 +122,8 @@ def _baseline(splits, seed, run_dir, kind, features):
     """Reads `run_dir/baseline.json`, or trains the linear model on `features()` and writes it.
 
     `features()` gives the model's name, its input layers and a function from a split
-    (`splits.train`, `.val` or `.test`) to what those layers take; `kind` ("text" or "pixels") says what it reads.
+    (`splits.train`, `.val` or `.test`) to what those layers take; `kind` ("text" or
+    "pixels") says what it reads.
     """
     saved = os.path.join(run_dir, BASELINE_FILE) if run_dir else None
     if saved and os.path.exists(saved):

@@ -107,7 +107,8 @@ def run(main, argv=None):
         stop = _wrapped_stop(error)
         if stop is not None:
             _stopped(stop)
-        failure = write_failure(error)  # a full disk or a folder not writable, where no writer said so
+        # A full disk or a folder not writable, where no writer said so.
+        failure = write_failure(error)
         if failure is None:
             raise
         _fail(FAILURE, f"error: {failure}")
