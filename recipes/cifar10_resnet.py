@@ -32,6 +32,7 @@ from tfkit.data.pixels import IMAGE_SIZE, picture_datasets, picture_splits
 from tfkit.distribute import chief_or_temporary, get_strategy
 from tfkit.export import export_image_classifier
 from tfkit.hardware import set_mixed_precision, use_jit_compile
+from tfkit.layers import BatchNormalization
 from tfkit.metrics import classifier_metrics, evaluate_classifier
 from tfkit.modes import run_mode
 from tfkit.optim import class_weight_from_labels, optimizer_from_config
@@ -179,7 +180,7 @@ def build_model(config):
     # Biases would be cancelled by the batch normalisation after each convolution.
     conv = partial(layers.Conv2D, padding="same", use_bias=False, kernel_initializer="he_normal",
                    kernel_regularizer=l2)  # fmt: skip
-    norm = partial(layers.BatchNormalization, momentum=config.bn_momentum)
+    norm = partial(BatchNormalization, momentum=config.bn_momentum)  # Keras's, fused
     num_classes = len(config.class_names)
     inputs = keras.Input(shape=(IMAGE_SIZE, IMAGE_SIZE, 3))
     x = inputs
