@@ -1,4 +1,8 @@
-"""Keras layers the recipes share: Keras's own maths, in fewer and faster kernels."""
+"""Keras layers for the recipes: Keras's own maths, in fewer and faster kernels.
+
+A model saved with one (a run's `best.keras`) loads with `keras.saving.load_model` once
+this module is imported (`import tfkit.layers`); the exports need nothing.
+"""
 
 import tensorflow as tf
 import keras
