@@ -36,9 +36,10 @@ def cpu_bf16():
     or None (Linux's /proc/cpuinfo, under `onednn_isa_cap`)."""
     flags = set(_cpuinfo_field("flags").split())
     cap = onednn_isa_cap()
-    if "amx_bf16" in flags and (cap == "ALL" or "AMX" in cap):
+    amx_allowed = cap == "ALL" or "AMX" in cap
+    if "amx_bf16" in flags and amx_allowed:
         return "amx"
-    if "avx512_bf16" in flags and (cap == "ALL" or "AMX" in cap or cap in _CAPS_WITH_BF16):
+    if "avx512_bf16" in flags and (amx_allowed or cap in _CAPS_WITH_BF16):
         return "avx512_bf16"
     return None
 
